@@ -1,41 +1,47 @@
-/* The per-example SGD step on Python dicts, for learn_one and predict_proba_one.
+/* The per-example SGD step on Python dicts, and the packing of dicts into CSR arrays.
  *
- * numba cannot read Python dicts, and a pure-Python loop over a dict of features costs
- * more than river's own Rust step, so this one small module walks the dicts in C. The
- * arithmetic is written exactly as in _learner.py's docstring and river's GLM, in the
- * same order (x's key order), so results are identical bit for bit.
+ * The model keeps its weights in a float64 array `coef` and a dict `index` from feature
+ * name to column. numba cannot read Python dicts, and a pure-Python loop over a dict of
+ * features costs more than river's own step, so this small module walks the dicts in C.
+ * The arithmetic is river's GLM step in river's order (x's key order), and the same as
+ * _kernel.py's, so the results are identical bit for bit.
  *
- * margin(weights, x, intercept) -> z = sum_j w_j x_j + b, checking every value of x.
- * step(weights, x, y, w, lr, intercept_lr, l2, clip, intercept) -> new intercept.
- *   Checks x completely before it changes anything, so a bad x leaves weights as they were.
+ * margin(index, coef, x, intercept) -> z = sum_j w_j x_j + b, checking every value of x.
+ * step(index, coef, x, y, w, lr, intercept_lr, l2, clip, intercept) -> new intercept.
+ *   Checks all of x before it changes anything; registers new names in index (their
+ *   weight starts at 0). coef must have room for len(index) + len(x) columns.
+ * pack(index, xs, indptr, indices, data) -> None: fills CSR arrays (sized by the caller)
+ *   from a list of dicts, registering new names; the caller undoes them if it raises.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <string.h>
 
 #define EXP_LIMIT 700.0
+#define STACK_FEATURES 64
+
+static int not_real(PyObject *key, PyObject *value) {
+    PyErr_Format(PyExc_TypeError,
+                 "feature %R has the value %R of type %s, which is not a real number; "
+                 "convert it to float (or one-hot encode it) first",
+                 key, value, Py_TYPE(value)->tp_name);
+    return -1;
+}
 
 /* Reads x[key] as a double. Returns -1 with a clear exception if it is not a finite real. */
 static int read_value(PyObject *key, PyObject *value, double *out) {
     double v;
     if (PyFloat_CheckExact(value)) {
         v = PyFloat_AS_DOUBLE(value);
-    } else if (PyUnicode_Check(value) || PyBytes_Check(value) || PyComplex_Check(value) ||
-               !(PyNumber_Check(value))) {
-        PyErr_Format(PyExc_TypeError,
-                     "feature %R has the value %R of type %s, which is not a real number; "
-                     "convert it to float (or one-hot encode it) first",
-                     key, value, Py_TYPE(value)->tp_name);
-        return -1;
     } else {
+        if (PyUnicode_Check(value) || PyBytes_Check(value) || PyComplex_Check(value) ||
+            !PyNumber_Check(value))
+            return not_real(key, value);
         v = PyFloat_AsDouble(value);
         if (v == -1.0 && PyErr_Occurred()) {
             PyErr_Clear();
-            PyErr_Format(PyExc_TypeError,
-                         "feature %R has the value %R of type %s, which is not a real number; "
-                         "convert it to float (or one-hot encode it) first",
-                         key, value, Py_TYPE(value)->tp_name);
-            return -1;
+            return not_real(key, value);
         }
     }
     if (!isfinite(v)) {
@@ -49,55 +55,82 @@ static int read_value(PyObject *key, PyObject *value, double *out) {
     return 0;
 }
 
-static int weight_of(PyObject *weights, PyObject *key, double *out) {
-    PyObject *w = PyDict_GetItemWithError(weights, key);
-    if (w == NULL) {
-        if (PyErr_Occurred()) return -1;
-        *out = 0.0;
-        return 0;
+/* The column of key in index, or -1 if absent; -2 with an exception on error. */
+static Py_ssize_t column_of(PyObject *index, PyObject *key) {
+    PyObject *col = PyDict_GetItemWithError(index, key);
+    if (col == NULL) return PyErr_Occurred() ? -2 : -1;
+    return PyLong_AsSsize_t(col);
+}
+
+static Py_ssize_t add_column(PyObject *index, PyObject *key) {
+    Py_ssize_t col = PyDict_GET_SIZE(index);
+    PyObject *number = PyLong_FromSsize_t(col);
+    if (number == NULL || PyDict_SetItem(index, key, number) < 0) col = -2;
+    Py_XDECREF(number);
+    return col;
+}
+
+/* A writable contiguous buffer of 8-byte items whose struct format is one of `formats`. */
+static int get_buffer(PyObject *obj, Py_buffer *view, const char *formats, const char *what) {
+    const char *f;
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
+        return -1;
+    f = view->format;
+    if (*f == '@' || *f == '=' || *f == '<') f++;
+    if (view->itemsize != 8 || strlen(f) != 1 || strchr(formats, *f) == NULL) {
+        PyErr_Format(PyExc_TypeError, "%s must be a contiguous array of 8-byte '%s'", what, formats);
+        PyBuffer_Release(view);
+        return -1;
     }
-    *out = PyFloat_AS_DOUBLE(w); /* the learner only ever stores exact floats */
     return 0;
 }
 
-/* z = sum_j w_j x_j + b in x's key order. When values/weights are given (room for len(x)
- * doubles each), each x_j and w_j read on the way is kept there for the update pass. */
-static int compute_margin(PyObject *weights, PyObject *x, double intercept, double *out,
-                          double *values, double *old_weights) {
-    Py_ssize_t pos = 0, i = 0;
+static int margin_error(PyObject *x) {
+    PyErr_Format(PyExc_ValueError,
+                 "the margin theta^T x + b is not finite on x=%R (the features are too "
+                 "large); scale them, for example with river.preprocessing.StandardScaler",
+                 x);
+    return -1;
+}
+
+/* z = sum_j w_j x_j + b in x's key order. When values/columns are given (room for len(x)
+ * each), each x_j and its column (-1 if new) are kept there for the update pass. */
+static int compute_margin(PyObject *index, const double *coef, PyObject *x, double intercept,
+                          double *out, double *values, Py_ssize_t *columns) {
+    Py_ssize_t pos = 0, i = 0, col;
     PyObject *key, *value;
-    double z = 0.0, v, w;
+    double z = 0.0, v;
     while (PyDict_Next(x, &pos, &key, &value)) {
-        if (read_value(key, value, &v) < 0 || weight_of(weights, key, &w) < 0) return -1;
-        z += w * v;
+        if (read_value(key, value, &v) < 0) return -1;
+        if ((col = column_of(index, key)) == -2) return -1;
+        z += (col >= 0 ? coef[col] : 0.0) * v;
         if (values != NULL) {
             values[i] = v;
-            old_weights[i] = w;
+            columns[i] = col;
             i++;
         }
     }
     z += intercept;
-    if (!isfinite(z)) {
-        PyErr_Format(PyExc_ValueError,
-                     "the margin theta^T x + b is not finite on x=%R (the features are too "
-                     "large); scale them, for example with river.preprocessing.StandardScaler",
-                     x);
-        return -1;
-    }
+    if (!isfinite(z)) return margin_error(x);
     *out = z;
     return 0;
 }
 
 static PyObject *margin(PyObject *self, PyObject *args) {
-    PyObject *weights, *x;
+    PyObject *index, *coef_obj, *x;
+    Py_buffer coef;
     double intercept, z;
-    if (!PyArg_ParseTuple(args, "O!O!d", &PyDict_Type, &weights, &PyDict_Type, &x, &intercept))
+    int failed;
+    if (!PyArg_ParseTuple(args, "O!OO!d", &PyDict_Type, &index, &coef_obj, &PyDict_Type, &x,
+                          &intercept))
         return NULL;
-    if (compute_margin(weights, x, intercept, &z, NULL, NULL) < 0) return NULL;
-    return PyFloat_FromDouble(z);
+    if (get_buffer(coef_obj, &coef, "d", "coef") < 0) return NULL;
+    failed = compute_margin(index, coef.buf, x, intercept, &z, NULL, NULL);
+    PyBuffer_Release(&coef);
+    return failed ? NULL : PyFloat_FromDouble(z);
 }
 
-/* dLoss/dz = g(z) - y, as -s / (exp(s z) + 1); same as _math.log_loss_gradient. */
+/* dLoss/dz = g(z) - y, as -s / (exp(s z) + 1); the same as _math.log_loss_gradient. */
 static double log_loss_gradient(double z, double y) {
     double s = y != 0.0 ? 1.0 : -1.0;
     double sz = s * z;
@@ -105,47 +138,117 @@ static double log_loss_gradient(double z, double y) {
     return -s * exp(-sz);
 }
 
-#define STACK_FEATURES 64
-
 static PyObject *step(PyObject *self, PyObject *args) {
-    PyObject *weights, *x, *key, *value, *updated, *result = NULL;
-    double y, sample_weight, lr, intercept_lr, l2, clip, intercept, z, g, w;
-    double stack[2 * STACK_FEATURES], *values = stack, *old_weights;
-    Py_ssize_t pos = 0, i = 0, n;
-    if (!PyArg_ParseTuple(args, "O!O!ddddddd", &PyDict_Type, &weights, &PyDict_Type, &x, &y,
-                          &sample_weight, &lr, &intercept_lr, &l2, &clip, &intercept))
+    PyObject *index, *coef_obj, *x, *key, *value, *result = NULL;
+    Py_buffer coef;
+    double y, sample_weight, lr, intercept_lr, l2, clip, intercept, z, g, w, *c;
+    double values_stack[STACK_FEATURES], *values = values_stack;
+    Py_ssize_t columns_stack[STACK_FEATURES], *columns = columns_stack;
+    Py_ssize_t pos = 0, i = 0, n, col;
+    if (!PyArg_ParseTuple(args, "O!OO!ddddddd", &PyDict_Type, &index, &coef_obj, &PyDict_Type,
+                          &x, &y, &sample_weight, &lr, &intercept_lr, &l2, &clip, &intercept))
         return NULL;
+    if (get_buffer(coef_obj, &coef, "d", "coef") < 0) return NULL;
+    c = coef.buf;
     n = PyDict_GET_SIZE(x);
-    if (n > STACK_FEATURES && (values = PyMem_Malloc(2 * n * sizeof(double))) == NULL)
-        return PyErr_NoMemory();
-    old_weights = values + (n > STACK_FEATURES ? n : STACK_FEATURES);
-    if (compute_margin(weights, x, intercept, &z, values, old_weights) < 0) goto done;
+    if (coef.len / 8 < PyDict_GET_SIZE(index) + n) {
+        PyErr_SetString(PyExc_RuntimeError, "coef has no room for the new features");
+        goto done;
+    }
+    if (n > STACK_FEATURES) {
+        values = PyMem_Malloc(n * sizeof(double));
+        columns = PyMem_Malloc(n * sizeof(Py_ssize_t));
+        if (values == NULL || columns == NULL) {
+            PyErr_NoMemory();
+            goto done;
+        }
+    }
+    if (compute_margin(index, c, x, intercept, &z, values, columns) < 0) goto done;
     g = log_loss_gradient(z, y) * sample_weight;
     if (g > clip) g = clip;
     else if (g < -clip) g = -clip;
-    intercept -= intercept_lr * g;
     while (PyDict_Next(x, &pos, &key, &value)) {
-        w = old_weights[i];
-        if (l2 != 0.0) w = w - lr * (g * values[i] + l2 * w);
-        else w = w - lr * (g * values[i]);
+        col = columns[i];
+        if (col < 0) {
+            if ((col = add_column(index, key)) < 0) goto done; /* only on out-of-memory */
+            c[col] = 0.0;
+        }
+        w = c[col];
+        if (l2 != 0.0) c[col] = w - lr * (g * values[i] + l2 * w);
+        else c[col] = w - lr * (g * values[i]);
         i++;
-        updated = PyFloat_FromDouble(w);
-        if (updated == NULL || PyDict_SetItem(weights, key, updated) < 0) {
-            Py_XDECREF(updated);
+    }
+    result = PyFloat_FromDouble(intercept - intercept_lr * g);
+done:
+    if (values != values_stack) PyMem_Free(values);
+    if (columns != columns_stack) PyMem_Free(columns);
+    PyBuffer_Release(&coef);
+    return result;
+}
+
+static PyObject *pack(PyObject *self, PyObject *args) {
+    PyObject *index, *xs, *x, *key, *value, *result = NULL;
+    PyObject *indptr_obj, *indices_obj, *data_obj;
+    Py_buffer indptr_view, indices_view, data_view;
+    long long *indptr, *indices;
+    double *data;
+    Py_ssize_t row, pos, nnz = 0, col, capacity;
+    if (!PyArg_ParseTuple(args, "O!O!OOO", &PyDict_Type, &index, &PyList_Type, &xs, &indptr_obj,
+                          &indices_obj, &data_obj))
+        return NULL;
+    if (get_buffer(indptr_obj, &indptr_view, "lq", "indptr") < 0) return NULL;
+    if (get_buffer(indices_obj, &indices_view, "lq", "indices") < 0) {
+        PyBuffer_Release(&indptr_view);
+        return NULL;
+    }
+    if (get_buffer(data_obj, &data_view, "d", "data") < 0) {
+        PyBuffer_Release(&indptr_view);
+        PyBuffer_Release(&indices_view);
+        return NULL;
+    }
+    indptr = indptr_view.buf;
+    indices = indices_view.buf;
+    data = data_view.buf;
+    capacity = data_view.len / 8;
+    if (indptr_view.len / 8 != PyList_GET_SIZE(xs) + 1 || indices_view.len != data_view.len) {
+        PyErr_SetString(PyExc_ValueError, "indptr must have len(xs) + 1 entries, indices as many as data");
+        goto done;
+    }
+    indptr[0] = 0;
+    for (row = 0; row < PyList_GET_SIZE(xs); row++) {
+        x = PyList_GET_ITEM(xs, row);
+        if (!PyDict_Check(x)) {
+            PyErr_Format(PyExc_TypeError, "xs[%zd] is a %s, not a dict of features", row,
+                         Py_TYPE(x)->tp_name);
             goto done;
         }
-        Py_DECREF(updated);
+        if (nnz + PyDict_GET_SIZE(x) > capacity) {
+            PyErr_SetString(PyExc_ValueError, "data has no room for every feature of xs");
+            goto done;
+        }
+        pos = 0;
+        while (PyDict_Next(x, &pos, &key, &value)) {
+            if (read_value(key, value, &data[nnz]) < 0) goto done;
+            if ((col = column_of(index, key)) == -2) goto done;
+            if (col == -1 && (col = add_column(index, key)) < 0) goto done;
+            indices[nnz++] = col;
+        }
+        indptr[row + 1] = nnz;
     }
-    result = PyFloat_FromDouble(intercept);
+    result = Py_None;
+    Py_INCREF(result);
 done:
-    if (values != stack) PyMem_Free(values);
+    PyBuffer_Release(&indptr_view);
+    PyBuffer_Release(&indices_view);
+    PyBuffer_Release(&data_view);
     return result;
 }
 
 static PyMethodDef methods[] = {
-    {"margin", margin, METH_VARARGS, "margin(weights, x, intercept) -> theta^T x + b"},
+    {"margin", margin, METH_VARARGS, "margin(index, coef, x, intercept) -> theta^T x + b"},
     {"step", step, METH_VARARGS,
-     "step(weights, x, y, w, lr, intercept_lr, l2, clip, intercept) -> new intercept"},
+     "step(index, coef, x, y, w, lr, intercept_lr, l2, clip, intercept) -> new intercept"},
+    {"pack", pack, METH_VARARGS, "pack(index, xs, indptr, indices, data) -> None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,9 @@
-def margin(weights: dict, x: dict, intercept: float, /) -> float: ...
+import numpy as np
+
+def margin(index: dict, coef: np.ndarray, x: dict, intercept: float, /) -> float: ...
 def step(
-    weights: dict,
+    index: dict,
+    coef: np.ndarray,
     x: dict,
     y: float,
     w: float,
@@ -11,3 +14,4 @@ def step(
     intercept: float,
     /,
 ) -> float: ...
+def pack(index: dict, xs: list, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, /) -> None: ...

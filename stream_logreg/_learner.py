@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import numbers
-from collections.abc import Hashable, Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import pandas as pd
-from river import base, optim
+from river import base
 
 from stream_logreg import _dictstep, checkpoint
+from stream_logreg._checks import (
+    check_frame,
+    check_label,
+    check_labels,
+    check_rate,
+    check_real,
+    check_sample_weight,
+    check_sample_weights,
+)
 from stream_logreg._math import sigmoid
 from stream_logreg.exceptions import ModelFileError
 
-Rate = float | optim.base.Scheduler
+if TYPE_CHECKING:
+    import pandas as pd
+    from river.optim.base import Scheduler
+
+    Rate = float | Scheduler
 
 MODEL_FORMAT = "stream_logreg.model"
 MODEL_FORMAT_VERSION = 1
@@ -31,6 +44,10 @@ class LogisticRegression(base.MiniBatchClassifier):
     The steps follow river's ``LogisticRegression`` with ``optim.SGD`` in the same order, so
     the two give the same weights (see the README for the one documented difference, on
     margins beyond |z| > 18 where river cuts the sigmoid's tails).
+
+    ``learn_one`` runs a compiled step on the dict; ``learn_many`` (DataFrame) and
+    ``learn_batch`` (list of dicts) run the compiled kernel over the whole batch. All three
+    give the same model, bit for bit.
 
     Parameters
     ----------
@@ -67,36 +84,53 @@ class LogisticRegression(base.MiniBatchClassifier):
         intercept_lr: Rate = 0.01,
         clip_gradient: float = 1e12,
     ) -> None:
-        _check_rate("lr", lr, allow_zero=False)
-        _check_real("l2", l2, minimum=0.0)
-        _check_real("intercept_init", intercept_init)
-        _check_rate("intercept_lr", intercept_lr, allow_zero=True)
-        _check_real("clip_gradient", clip_gradient, minimum=0.0, strict=True)
+        check_rate("lr", lr, allow_zero=False)
+        check_real("l2", l2, minimum=0.0)
+        check_real("intercept_init", intercept_init)
+        check_rate("intercept_lr", intercept_lr, allow_zero=True)
+        check_real("clip_gradient", clip_gradient, minimum=0.0, strict=True)
         self.lr = lr
         self.l2 = l2
         self.intercept_init = intercept_init
         self.intercept_lr = intercept_lr
         self.clip_gradient = clip_gradient
         self.intercept = float(intercept_init)
-        self._weights: dict[Any, float] = {}
         self._n_steps = 0
+        # Feature name -> column of _coef, in the order the names were first seen.
+        self._index: dict[Any, int] = {}
+        self._coef = np.zeros(8)
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
+        from river import optim
+
         yield {"lr": 0.05, "l2": 0.001}
         yield {"lr": optim.schedulers.InverseScaling(0.1), "intercept_lr": 0.0}
 
     @property
     def weights(self) -> dict[Any, float]:
         """A copy of the weights, one per feature name seen so far."""
-        return dict(self._weights)
+        return dict(zip(self._index, self._coef[: len(self._index)].tolist(), strict=True))
 
     @property
     def n_steps(self) -> int:
         """How many examples the model has learned (the schedulers' t)."""
         return self._n_steps
 
-    # -- single examples ------------------------------------------------------------------
+    def _reserve(self, n_features: int) -> None:
+        """Make room in _coef for n_features columns; new columns hold 0.0."""
+        if n_features > len(self._coef):
+            coef = np.zeros(max(n_features, 2 * len(self._coef)))
+            coef[: len(self._coef)] = self._coef
+            self._coef = coef
+
+    def _forget_features_after(self, n_features: int) -> None:
+        """Drop the names registered after the first n_features (undoing a failed batch)."""
+        for name in list(itertools.islice(reversed(self._index), len(self._index) - n_features)):
+            del self._index[name]
+        self._coef[n_features:] = 0.0
+
+    # -- one example ----------------------------------------------------------------------
 
     def learn_one(self, x: dict, y: Any, w: float = 1.0) -> None:
         """Take one SGD step on the example (x, y) with sample weight w.
@@ -104,12 +138,17 @@ class LogisticRegression(base.MiniBatchClassifier):
         x is checked completely before anything changes: a bad value raises and leaves
         the model as it was.
         """
-        label = _check_label(y)
-        weight = _check_sample_weight(w)
+        label = check_label(y)
+        weight = check_sample_weight(w)
+        if type(x) is not dict:
+            x = dict(x)
+        if len(self._index) + len(x) > len(self._coef):
+            self._reserve(len(self._index) + len(x))
         t = self._n_steps
         self.intercept = _dictstep.step(
-            self._weights,
-            x if type(x) is dict else dict(x),
+            self._index,
+            self._coef,
+            x,
             label,
             weight,
             _rate_at(self.lr, t),
@@ -122,27 +161,126 @@ class LogisticRegression(base.MiniBatchClassifier):
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
         """Return ``{False: 1 - p, True: p}`` with p = g(theta^T x + b)."""
-        p = sigmoid(_dictstep.margin(self._weights, x if type(x) is dict else dict(x), self.intercept))
+        z = _dictstep.margin(self._index, self._coef, x if type(x) is dict else dict(x), self.intercept)
+        p = sigmoid(z)
         return {False: 1.0 - p, True: p}
 
-    # -- mini-batches ---------------------------------------------------------------------
+    # -- batches --------------------------------------------------------------------------
+
+    def learn_batch(
+        self, xs: Sequence[dict], ys: Sequence[Any], ws: Sequence[float] | np.ndarray | None = None
+    ) -> np.ndarray:
+        """Learn a micro-batch of dicts, one SGD step per example in order; the same model
+        as calling ``learn_one`` on each, computed by the compiled kernel.
+
+        Returns, for each example, the probability of True predicted just before it was
+        learned (what progressive validation scores). Everything is checked first: a bad
+        example raises and leaves the model as it was.
+
+        >>> model = LogisticRegression(lr=0.5)
+        >>> model.learn_batch([{"a": 1.0}, {"a": -1.0, "b": 2.0}], [True, False]).round(4).tolist()
+        [0.5, 0.4391]
+        >>> {name: round(weight, 4) for name, weight in model.weights.items()}
+        {'a': 0.4695, 'b': -0.4391}
+        """
+        xs = xs if type(xs) is list else list(xs)
+        labels = check_labels(ys, len(xs))
+        weights = check_sample_weights(ws, len(xs))
+        schedules = self._kernel_schedules()
+        if schedules is None:
+            return self._learn_one_by_one(xs, labels, weights)
+        nnz = sum(map(len, xs))
+        indptr = np.empty(len(xs) + 1, dtype=np.int64)
+        indices = np.empty(nnz, dtype=np.int64)
+        data = np.empty(nnz)
+        n_before = len(self._index)
+        try:
+            _dictstep.pack(self._index, xs, indptr, indices, data)
+        except BaseException:
+            self._forget_features_after(n_before)
+            raise
+        self._reserve(len(self._index))
+        from stream_logreg import _kernel
+
+        saved = self._coef[indices]
+        probas = np.empty(len(xs))
+        state = np.array([self.intercept, self._n_steps], dtype=np.float64)
+        bad_row = _kernel.learn_csr(
+            indptr, indices, data, labels, weights, self._coef, state, *schedules, self.l2,
+            float(self.clip_gradient), probas,
+        )  # fmt: skip
+        if bad_row >= 0:
+            self._coef[indices[::-1]] = saved[::-1]
+            self._forget_features_after(n_before)
+            raise _margin_error(xs[bad_row])
+        self.intercept, self._n_steps = float(state[0]), int(state[1])
+        return probas
 
     def learn_many(self, X: pd.DataFrame, y: pd.Series, w: pd.Series | float | None = None) -> None:
         """Apply one SGD step per row, in row order: the same as looping ``learn_one``.
 
-        Everything is checked before the first step, so a bad batch changes nothing.
+        Runs the compiled kernel. Everything is checked before the first step, so a bad
+        batch changes nothing.
         """
-        values, columns = _check_frame(X)
-        labels = _check_labels(y, len(values))
-        sample_weights = _check_sample_weights(w, len(values))
-        for row, label, weight in zip(values.tolist(), labels, sample_weights, strict=True):
-            self.learn_one(dict(zip(columns, row, strict=True)), label, weight)
+        values, columns = check_frame(X)
+        labels = check_labels(y, len(values))
+        weights = check_sample_weights(w, len(values))
+        schedules = self._kernel_schedules()
+        if schedules is None:
+            xs = [dict(zip(columns, row, strict=True)) for row in values.tolist()]
+            self._learn_one_by_one(xs, labels, weights)
+            return
+        n_before = len(self._index)
+        cols = np.array([self._index.setdefault(c, len(self._index)) for c in columns], dtype=np.int64)
+        self._reserve(len(self._index))
+        from stream_logreg import _kernel
+
+        saved = self._coef[cols]
+        state = np.array([self.intercept, self._n_steps], dtype=np.float64)
+        bad_row = _kernel.learn_dense(
+            values, labels, weights, cols, self._coef, state, *schedules, self.l2,
+            float(self.clip_gradient), np.empty(len(values)),
+        )  # fmt: skip
+        if bad_row >= 0:
+            self._coef[cols] = saved
+            self._forget_features_after(n_before)
+            raise _margin_error(dict(zip(columns, values[bad_row].tolist(), strict=True)))
+        self.intercept, self._n_steps = float(state[0]), int(state[1])
+
+    def _learn_one_by_one(self, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The path for schedulers the kernel cannot express: learn_one on each example.
+
+        On a bad example the model is put back as it was before the batch.
+        """
+        saved = (dict(self._index), self._coef.copy(), self.intercept, self._n_steps)
+        probas = np.empty(len(xs))
+        try:
+            for i, (x, label, weight) in enumerate(zip(xs, labels.tolist(), weights.tolist(), strict=True)):
+                probas[i] = self.predict_proba_one(x)[True]
+                self.learn_one(x, label, weight)
+        except BaseException:
+            self._index, self._coef, self.intercept, self._n_steps = saved
+            raise
+        return probas
+
+    def _kernel_schedules(self) -> tuple[float, float, float, float] | None:
+        """(lr, lr_power, intercept_lr, intercept_lr_power) for the kernel, or None when a
+        learning rate is a scheduler it cannot express."""
+        lr, intercept_lr = _kernel_rate(self.lr), _kernel_rate(self.intercept_lr)
+        if lr is None or intercept_lr is None:
+            return None
+        return (*lr, *intercept_lr)
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return a DataFrame with columns False and True, one row per row of X."""
-        values, columns = _check_frame(X)
-        coef = np.array([self._weights.get(c, 0.0) for c in columns], dtype=np.float64)
-        p = _sigmoid_array(values @ coef + self.intercept)
+        import pandas as pd
+
+        values, columns = check_frame(X)
+        coef = np.array([self._coef[self._index[c]] if c in self._index else 0.0 for c in columns])
+        z = values @ coef + self.intercept
+        p = 1.0 / (1.0 + np.exp(-np.maximum(z, -700.0)))
+        tail = z <= -700.0
+        p[tail] = np.exp(z[tail])
         return pd.DataFrame({False: 1.0 - p, True: p}, index=X.index)
 
     def predict_many(self, X: pd.DataFrame) -> pd.Series:
@@ -177,8 +315,7 @@ class LogisticRegression(base.MiniBatchClassifier):
 
     def to_payload(self) -> dict[str, Any]:
         """The model's state as plain JSON-ready data (parameters, step count, weights)."""
-        names = list(self._weights)
-        bad = [n for n in names if type(n) not in (str, int)]
+        bad = [name for name in self._index if type(name) not in (str, int)]
         if bad:
             raise TypeError(
                 f"feature name {bad[0]!r} is a {type(bad[0]).__name__}; only str and int names "
@@ -194,7 +331,7 @@ class LogisticRegression(base.MiniBatchClassifier):
             },
             "n_steps": self._n_steps,
             "intercept": self.intercept,
-            "weights": [[name, self._weights[name]] for name in names],
+            "weights": [[name, value] for name, value in self.weights.items()],
         }
 
     @classmethod
@@ -209,107 +346,42 @@ class LogisticRegression(base.MiniBatchClassifier):
             raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
         model._n_steps = n_steps
         model.intercept = _finite_float("intercept", payload["intercept"])
-        for name, value in payload["weights"]:
-            if type(name) not in (str, int):
-                raise TypeError(f"feature name {name!r} is not a str or int")
-            model._weights[name] = _finite_float(f"weight {name!r}", value)
+        pairs = payload["weights"]
+        model._reserve(len(pairs))
+        for name, value in pairs:
+            if type(name) not in (str, int) or name in model._index:
+                raise TypeError(f"feature name {name!r} is not a str or int, or is repeated")
+            model._coef[len(model._index)] = _finite_float(f"weight {name!r}", value)
+            model._index[name] = len(model._index)
         return model
-
-
-# -- checks -------------------------------------------------------------------------------
-
-
-def _check_real(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        sign = ">" if strict else ">="
-        raise ValueError(f"{name} must be {sign} {minimum}, got {value!r}")
-
-
-def _check_rate(name: str, value: Any, allow_zero: bool) -> None:
-    if isinstance(value, optim.base.Scheduler):
-        return
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{name} must be a float or a river.optim.schedulers scheduler, "
-            f"got {value!r} ({type(value).__name__})"
-        )
-    _check_real(name, value, minimum=0.0, strict=not allow_zero)
 
 
 def _rate_at(rate: Rate, t: int) -> float:
     if type(rate) is float:
         return rate
-    if isinstance(rate, optim.base.Scheduler):
-        return rate.get(t)
-    return float(rate)
+    if isinstance(rate, numbers.Real):
+        return float(rate)
+    return cast("Scheduler", rate).get(t)
 
 
-def _check_label(y: Any) -> float:
-    if y is True:
-        return 1.0
-    if y is False:
-        return 0.0
-    if isinstance(y, (numbers.Real, np.bool_)) and not isinstance(y, str):
-        if y == 1:
-            return 1.0
-        if y == 0:
-            return 0.0
-    raise ValueError(
-        f"the label y={y!r} ({type(y).__name__}) is not binary; y must be False, True, 0 or 1; "
-        "map the target to one of these before learning"
+def _kernel_rate(rate: Rate) -> tuple[float, float] | None:
+    """(base, power) such that rate(t) = base / (t + 1) ** power, or None."""
+    if isinstance(rate, numbers.Real):
+        return float(rate), 0.0
+    from river.optim import schedulers
+
+    if type(rate) is schedulers.Constant:
+        return float(rate.learning_rate), 0.0
+    if type(rate) is schedulers.InverseScaling:
+        return float(rate.learning_rate), float(rate.power)
+    return None
+
+
+def _margin_error(x: dict) -> ValueError:
+    return ValueError(
+        f"the margin theta^T x + b is not finite on x={x!r} (the features are too large); "
+        "scale them, for example with river.preprocessing.StandardScaler"
     )
-
-
-def _check_sample_weight(w: Any) -> float:
-    if type(w) is float and 0.0 <= w < math.inf:
-        return w
-    if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (0.0 <= float(w) < math.inf):
-        raise ValueError(
-            f"the sample weight w={w!r} ({type(w).__name__}) must be a finite real number >= 0; "
-            "pass w=1.0 for an unweighted example"
-        )
-    return float(w)
-
-
-def _check_frame(X: Any) -> tuple[np.ndarray, list[Hashable]]:
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"X must be a pandas.DataFrame, got {type(X).__name__}")
-    for column, dtype in X.dtypes.items():
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
-            raise TypeError(
-                f"feature {column!r} has dtype {dtype}, which is not numeric; "
-                "convert it to float (or one-hot encode it) first"
-            )
-    values = X.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        row, col = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(
-            f"feature {X.columns[col]!r} has the value {float(values[row, col])!r} in row {X.index[row]!r}, "
-            "which is not finite; drop or impute NaN and infinite values first"
-        )
-    return values, list(X.columns)
-
-
-def _check_labels(y: Any, n: int) -> list[float]:
-    labels = [_check_label(v) for v in y]
-    if len(labels) != n:
-        raise ValueError(f"y has {len(labels)} labels but X has {n} rows; pass one label per row")
-    return labels
-
-
-def _check_sample_weights(w: Any, n: int) -> list[float]:
-    if w is None:
-        return [1.0] * n
-    if isinstance(w, numbers.Real):
-        return [_check_sample_weight(w)] * n
-    weights = [_check_sample_weight(v) for v in w]
-    if len(weights) != n:
-        raise ValueError(f"w has {len(weights)} weights but X has {n} rows; pass one per row")
-    return weights
 
 
 def _finite_float(what: str, value: Any) -> float:
@@ -318,36 +390,32 @@ def _finite_float(what: str, value: Any) -> float:
     return float(value)
 
 
-def _sigmoid_array(z: np.ndarray) -> np.ndarray:
-    """Elementwise stable sigmoid, the array twin of ``_math.sigmoid``."""
-    p = 1.0 / (1.0 + np.exp(-np.maximum(z, -700.0)))
-    tail = z <= -700.0
-    p[tail] = np.exp(z[tail])
-    return p
-
-
 # -- learning rates in files --------------------------------------------------------------
 
 
 def _rate_to_json(name: str, rate: Rate) -> float | dict[str, Any]:
-    if isinstance(rate, optim.schedulers.Constant):
+    if isinstance(rate, numbers.Real):
+        return float(rate)
+    from river.optim import schedulers
+
+    if type(rate) is schedulers.Constant:
         return {"scheduler": "constant", "learning_rate": rate.learning_rate}
-    if isinstance(rate, optim.schedulers.InverseScaling):
+    if type(rate) is schedulers.InverseScaling:
         return {"scheduler": "inverse_scaling", "learning_rate": rate.learning_rate, "power": rate.power}
-    if isinstance(rate, optim.base.Scheduler):
-        raise TypeError(
-            f"{name}={rate!r} cannot be saved: only floats, Constant and InverseScaling "
-            "schedules have a file form; use one of those to save the model"
-        )
-    return rate
+    raise TypeError(
+        f"{name}={rate!r} cannot be saved: only floats, Constant and InverseScaling "
+        "schedules have a file form; use one of those to save the model"
+    )
 
 
 def _rate_from_json(value: Any) -> Rate:
     if not isinstance(value, dict):
         return value
+    from river.optim import schedulers
+
     kind = value.get("scheduler")
     if kind == "constant":
-        return optim.schedulers.Constant(value["learning_rate"])
+        return schedulers.Constant(value["learning_rate"])
     if kind == "inverse_scaling":
-        return optim.schedulers.InverseScaling(value["learning_rate"], value["power"])
+        return schedulers.InverseScaling(value["learning_rate"], value["power"])
     raise ValueError(f"unknown learning-rate scheduler {kind!r}")

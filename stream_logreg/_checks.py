@@ -1,0 +1,118 @@
+"""Input checks shared by the learner: labels, sample weights, parameters, frames.
+
+Every error says which value is wrong, why, and what to do about it.
+
+>>> check_label(True), check_label(0), check_label(1.0)
+(1.0, 0.0, 1.0)
+>>> check_label(2)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: the label y=2 (int) is not binary; y must be False, True, 0 or 1; ...
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any
+
+import numpy as np
+
+
+def check_real(name: str, value: Any, minimum: float | None = None, strict: bool = False) -> None:
+    """Raise unless ``value`` is a finite real number (not a bool) above ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        sign = ">" if strict else ">="
+        raise ValueError(f"{name} must be {sign} {minimum}, got {value!r}")
+
+
+def check_rate(name: str, value: Any, allow_zero: bool) -> None:
+    """Raise unless ``value`` is a learning rate: a float > 0 (>= 0) or a river scheduler."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        check_real(name, value, minimum=0.0, strict=not allow_zero)
+        return
+    from river.optim.base import Scheduler
+
+    if not isinstance(value, Scheduler):
+        raise TypeError(
+            f"{name} must be a float or a river.optim.schedulers scheduler, "
+            f"got {value!r} ({type(value).__name__})"
+        )
+
+
+def check_label(y: Any) -> float:
+    """Return 1.0 or 0.0 for a binary label, or raise ValueError naming it."""
+    if y is True:
+        return 1.0
+    if y is False:
+        return 0.0
+    if isinstance(y, (numbers.Real, np.bool_)):
+        if y == 1:
+            return 1.0
+        if y == 0:
+            return 0.0
+    raise ValueError(
+        f"the label y={y!r} ({type(y).__name__}) is not binary; y must be False, True, 0 or 1; "
+        "map the target to one of these before learning"
+    )
+
+
+def check_sample_weight(w: Any) -> float:
+    """Return w as a float, or raise ValueError unless it is finite and >= 0."""
+    if type(w) is float and 0.0 <= w < math.inf:
+        return w
+    if isinstance(w, bool) or not isinstance(w, numbers.Real) or not (0.0 <= float(w) < math.inf):
+        raise ValueError(
+            f"the sample weight w={w!r} ({type(w).__name__}) must be a finite real number >= 0; "
+            "pass w=1.0 for an unweighted example"
+        )
+    return float(w)
+
+
+def check_labels(ys: Any, n: int) -> np.ndarray:
+    """Check one label per row; return them as a float64 array of 0.0 and 1.0."""
+    labels = np.fromiter(map(check_label, ys), dtype=np.float64)
+    if len(labels) != n:
+        raise ValueError(f"got {len(labels)} labels for {n} rows; pass one label per row")
+    return labels
+
+
+def check_sample_weights(ws: Any, n: int) -> np.ndarray:
+    """Check one sample weight per row (None: all 1.0, a number: that for all)."""
+    if ws is None:
+        return np.ones(n)
+    if isinstance(ws, numbers.Real):
+        return np.full(n, check_sample_weight(ws))
+    weights = np.fromiter(map(check_sample_weight, ws), dtype=np.float64)
+    if len(weights) != n:
+        raise ValueError(f"got {len(weights)} sample weights for {n} rows; pass one per row")
+    return weights
+
+
+def check_frame(X: Any) -> tuple[np.ndarray, list[Any]]:
+    """Return a DataFrame's values as a C-contiguous float64 array, and its column names."""
+    import pandas as pd
+
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(f"X must be a pandas.DataFrame, got {type(X).__name__}")
+    columns = list(X.columns)
+    if len(set(columns)) != len(columns):
+        raise ValueError(f"X has duplicate column names {columns}; give each feature one column")
+    for column, dtype in X.dtypes.items():
+        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
+            raise TypeError(
+                f"feature {column!r} has dtype {dtype}, which is not numeric; "
+                "convert it to float (or one-hot encode it) first"
+            )
+    values = np.ascontiguousarray(X.to_numpy(dtype=np.float64))
+    if not np.isfinite(values).all():
+        row, col = np.argwhere(~np.isfinite(values))[0]
+        raise ValueError(
+            f"feature {columns[col]!r} has the value {float(values[row, col])!r} in row "
+            f"{X.index[row]!r}, which is not finite; drop or impute NaN and infinite values first"
+        )
+    return values, columns

@@ -1,0 +1,190 @@
+"""The compiled kernel equals the plain reference and looping learn_one, to <= 1e-12."""
+
+import itertools
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from river import datasets, optim
+
+from stream_logreg import LogisticRegression, _dictstep, _kernel
+
+from reference import max_abs_diff, reference_fit, shifting_stream
+
+
+def dense_stream(n: int, seed: int) -> list[tuple[dict[str, float], bool]]:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 12)) * rng.uniform(0.1, 5.0, size=12)
+    y = rng.random(n) < 1.0 / (1.0 + np.exp(-X @ rng.normal(size=12)))
+    names = [f"c{j}" for j in range(12)]
+    return [(dict(zip(names, row, strict=True)), bool(t)) for row, t in zip(X.tolist(), y, strict=True)]
+
+
+STREAMS = {
+    "phishing": lambda: list(datasets.Phishing()),
+    "bananas": lambda: list(datasets.Bananas()),
+    "dense": lambda: dense_stream(3000, seed=1),
+    "sparse_shifting": lambda: list(shifting_stream(4000, seed=2)),
+}
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "constant": {"lr": 0.05},
+    "inverse_scaling_l2": {
+        "lr": optim.schedulers.InverseScaling(0.5, 0.6),
+        "intercept_lr": optim.schedulers.InverseScaling(0.2, 0.3),
+        "l2": 0.01,
+    },
+    "small_clip": {"lr": 0.2, "clip_gradient": 0.05, "l2": 0.001},
+}
+
+
+def learn_one_loop(model, data, weights):
+    probas = []
+    for (x, y), w in zip(data, weights, strict=True):
+        probas.append(model.predict_proba_one(x)[True])
+        model.learn_one(x, y, w)
+    return np.array(probas)
+
+
+def assert_same(a: LogisticRegression, b: LogisticRegression, tol: float = 1e-12):
+    assert max_abs_diff(a.weights, b.weights) <= tol
+    assert list(a.weights) == list(b.weights)
+    assert abs(a.intercept - b.intercept) <= tol and a.n_steps == b.n_steps
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("stream", STREAMS)
+def test_kernel_equals_reference_and_learn_one(stream, config, weighted):
+    data = STREAMS[stream]()
+    params = CONFIGS[config]
+    rng = np.random.default_rng(5)
+    weights = rng.uniform(0.0, 3.0, len(data)) if weighted else np.ones(len(data))
+
+    one = LogisticRegression(**params)
+    one_probas = learn_one_loop(one, data, weights.tolist())
+
+    batch = LogisticRegression(**params)
+    batch_probas = batch.learn_batch([x for x, _ in data], [y for _, y in data], weights)
+    assert_same(batch, one)
+    assert np.max(np.abs(batch_probas - one_probas)) <= 1e-12
+
+    # The plain reference on the same packed arrays.
+    index: dict = {}
+    nnz = sum(len(x) for x, _ in data)
+    indptr, indices, values = np.empty(len(data) + 1, np.int64), np.empty(nnz, np.int64), np.empty(nnz)
+    _dictstep.pack(index, [x for x, _ in data], indptr, indices, values)
+    rates = batch._kernel_schedules()
+    assert rates is not None
+    coef, state, ref_probas = np.zeros(len(index)), np.zeros(2), np.empty(len(data))
+    labels = np.array([float(y) for _, y in data])
+    clip = float(params.get("clip_gradient", 1e12))
+    _kernel.reference_csr(
+        indptr, indices, values, labels, weights, coef, state, *rates, params.get("l2", 0.0), clip, ref_probas
+    )
+    assert max_abs_diff(dict(zip(index, coef.tolist(), strict=True)), one.weights) <= 1e-12
+    assert abs(state[0] - one.intercept) <= 1e-12
+    assert np.max(np.abs(ref_probas - one_probas)) <= 1e-12
+
+    # The dense form, where every row has the same features.
+    if stream != "sparse_shifting":
+        dense = LogisticRegression(**params)
+        dense.learn_many(
+            pd.DataFrame([x for x, _ in data]), pd.Series([y for _, y in data]), pd.Series(weights)
+        )
+        assert_same(dense, one)
+
+
+def test_learn_one_matches_the_dict_reference_of_the_derivation():
+    data = list(shifting_stream(2000, seed=9))
+    model = LogisticRegression(lr=0.1, l2=0.01)
+    probas = learn_one_loop(model, data, [1.0] * len(data))
+    theta, b, ref_probas = reference_fit(data, lr=0.1, l2=0.01)
+    assert max_abs_diff(model.weights, theta) <= 1e-12 and abs(model.intercept - b) <= 1e-12
+    assert np.max(np.abs(probas - np.array(ref_probas))) <= 1e-12
+
+
+def test_dense_kernel_equals_its_reference():
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(500, 6))
+    y = (rng.random(500) < 0.4).astype(np.float64)
+    w = rng.uniform(0, 2, 500)
+    cols = np.array([3, 0, 5, 1, 4, 2], dtype=np.int64)
+    results = []
+    for kernel in (_kernel.learn_dense, _kernel.reference_dense):
+        coef, state, probas = np.zeros(6), np.array([0.1, 10.0]), np.empty(500)
+        assert kernel(X, y, w, cols, coef, state, 0.3, 0.5, 0.1, 0.0, 0.001, 0.5, probas) == -1
+        results.append((coef, state, probas))
+    (c1, s1, p1), (c2, s2, p2) = results
+    assert np.max(np.abs(c1 - c2)) <= 1e-12 and np.max(np.abs(s1 - s2)) <= 1e-12
+    assert np.max(np.abs(p1 - p2)) <= 1e-12 and s1[1] == 510
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000, None])
+def test_micro_batch_size_does_not_change_the_model(size):
+    data = list(shifting_stream(3000, seed=11))
+    whole = LogisticRegression(lr=optim.schedulers.InverseScaling(0.3), l2=0.001)
+    whole.learn_batch([x for x, _ in data], [y for _, y in data])
+    split = LogisticRegression(lr=optim.schedulers.InverseScaling(0.3), l2=0.001)
+    step = size or len(data)
+    for start in range(0, len(data), step):
+        chunk = data[start : start + step]
+        split.learn_batch([x for x, _ in chunk], [y for _, y in chunk])
+    assert_same(split, whole)
+    one = LogisticRegression(lr=optim.schedulers.InverseScaling(0.3), l2=0.001)
+    learn_one_loop(one, data, [1.0] * len(data))
+    assert_same(one, whole)
+
+
+def test_a_scheduler_the_kernel_cannot_express_falls_back_with_identical_results():
+    data = list(itertools.islice(datasets.Phishing(), 600))
+    lr = optim.schedulers.Optimal(optim.losses.Log(), alpha=1e-3)
+    batch = LogisticRegression(lr=lr)
+    assert batch._kernel_schedules() is None
+    probas = batch.learn_batch([x for x, _ in data], [y for _, y in data])
+    one = LogisticRegression(lr=lr)
+    assert np.array_equal(probas, learn_one_loop(one, data, [1.0] * len(data)))
+    assert_same(batch, one, tol=0.0)
+    frame = LogisticRegression(lr=lr)
+    frame.learn_many(pd.DataFrame([x for x, _ in data]), pd.Series([y for _, y in data]))
+    assert_same(frame, one, tol=0.0)
+
+
+def snapshot(model):
+    return model.weights, model.intercept, model.n_steps
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        ({"new_name": "x"}, TypeError),
+        ({"a": float("nan")}, ValueError),
+        ({"a": 1e308, "b": 1e308}, ValueError),
+    ],
+)
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_bad_example_in_a_batch_changes_nothing(bad, error, fallback):
+    lr: Any = optim.schedulers.Optimal(optim.losses.Log()) if fallback else 1.0
+    model = LogisticRegression(lr=lr)
+    model.learn_batch([{"a": 1.0, "b": 1.0}] * 30, [True] * 30)
+    before = snapshot(model)
+    xs = [{"a": 0.5, "c": 1.0}, {"d": 2.0}, bad, {"e": 1.0}]
+    with pytest.raises(error):
+        model.learn_batch(xs, [True, False, True, False])
+    assert snapshot(model) == before
+    with pytest.raises(ValueError, match="label y=5"):
+        model.learn_batch([{"a": 1.0}, {"z": 1.0}], [True, 5])
+    assert snapshot(model) == before
+    model.learn_batch([{"a": 1.0}], [True])  # still usable, and consistent
+    reference = LogisticRegression(lr=lr)
+    reference.learn_batch([{"a": 1.0, "b": 1.0}] * 30 + [{"a": 1.0}], [True] * 31)
+    assert snapshot(model) == snapshot(reference)
+
+
+def test_importing_the_package_compiles_nothing():
+    code = "import sys, stream_logreg; print('numba' in sys.modules, 'pandas' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
