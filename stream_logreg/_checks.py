@@ -75,7 +75,14 @@ def check_sample_weight(w: Any) -> float:
 
 def check_labels(ys: Any, n: int) -> np.ndarray:
     """Check one label per row; return them as a float64 array of 0.0 and 1.0."""
-    labels = np.fromiter(map(check_label, ys), dtype=np.float64)
+    array = np.asarray(ys)
+    if array.dtype.kind in "biuf" and array.ndim == 1:
+        labels = array.astype(np.float64)
+        bad = (labels != 0.0) & (labels != 1.0)
+        if bad.any():
+            check_label(array[int(np.argmax(bad))].item())
+    else:  # objects or strings: check each original value, to name it as given
+        labels = np.fromiter(map(check_label, ys), dtype=np.float64)
     if len(labels) != n:
         raise ValueError(f"got {len(labels)} labels for {n} rows; pass one label per row")
     return labels
@@ -87,14 +94,21 @@ def check_sample_weights(ws: Any, n: int) -> np.ndarray:
         return np.ones(n)
     if isinstance(ws, numbers.Real):
         return np.full(n, check_sample_weight(ws))
-    weights = np.fromiter(map(check_sample_weight, ws), dtype=np.float64)
+    array = np.asarray(ws)
+    if array.dtype.kind in "iuf" and array.ndim == 1:
+        weights = array.astype(np.float64)
+        bad = ~((weights >= 0.0) & (weights < math.inf))
+        if bad.any():
+            check_sample_weight(array[int(np.argmax(bad))].item())
+    else:
+        weights = np.fromiter(map(check_sample_weight, ws), dtype=np.float64)
     if len(weights) != n:
         raise ValueError(f"got {len(weights)} sample weights for {n} rows; pass one per row")
     return weights
 
 
 def check_frame(X: Any) -> tuple[np.ndarray, list[Any]]:
-    """Return a DataFrame's values as a C-contiguous float64 array, and its column names."""
+    """Return a DataFrame's values as a float64 array, and its column names."""
     import pandas as pd
 
     if not isinstance(X, pd.DataFrame):
@@ -108,7 +122,7 @@ def check_frame(X: Any) -> tuple[np.ndarray, list[Any]]:
                 f"feature {column!r} has dtype {dtype}, which is not numeric; "
                 "convert it to float (or one-hot encode it) first"
             )
-    values = np.ascontiguousarray(X.to_numpy(dtype=np.float64))
+    values = X.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
         row, col = np.argwhere(~np.isfinite(values))[0]
         raise ValueError(
@@ -116,3 +130,17 @@ def check_frame(X: Any) -> tuple[np.ndarray, list[Any]]:
             f"{X.index[row]!r}, which is not finite; drop or impute NaN and infinite values first"
         )
     return values, columns
+
+
+def check_sparse(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return a scipy.sparse matrix as CSR arrays (indptr, indices, float64 data), no copy."""
+    csr = X.tocsr()
+    data = np.ascontiguousarray(csr.data, dtype=np.float64)
+    if not np.isfinite(data).all():
+        k = int(np.flatnonzero(~np.isfinite(data))[0])
+        row = int(np.searchsorted(csr.indptr, k, side="right")) - 1
+        raise ValueError(
+            f"feature {int(csr.indices[k])} has the value {float(data[k])!r} in row {row}, "
+            "which is not finite; drop or impute NaN and infinite values first"
+        )
+    return csr.indptr, csr.indices, data

@@ -73,19 +73,23 @@ def learn_dense(X, y, w, cols, coef, state, lr, lr_power, intercept_lr, intercep
 
 @njit(cache=True)
 def learn_csr(
-    indptr, indices, data, y, w, coef, state, lr, lr_power, intercept_lr, intercept_lr_power, l2, clip, probas
-):
+    indptr, indices, data, lookup, y, w, coef, state,
+    lr, lr_power, intercept_lr, intercept_lr_power, l2, clip, probas,
+):  # fmt: skip
     """Learn the rows of a CSR matrix; row i has values data[k] in columns indices[k]
-    for k in indptr[i]:indptr[i + 1], in that order.
+    for k in indptr[i]:indptr[i + 1], in that order. Column c of the matrix is coef[c],
+    or coef[lookup[c]] when lookup is not empty.
 
     ``state`` is a float64 array [intercept, t], read and updated in place.
     """
+    mapped = lookup.shape[0] > 0
     intercept, t = state[0], np.int64(state[1])
     for i in range(indptr.shape[0] - 1):
         start, stop = indptr[i], indptr[i + 1]
         z = 0.0
         for k in range(start, stop):
-            z += coef[indices[k]] * data[k]
+            c = lookup[indices[k]] if mapped else indices[k]
+            z += coef[c] * data[k]
         z += intercept
         if not math.isfinite(z):
             return i
@@ -97,21 +101,28 @@ def learn_csr(
             g = -clip
         eta = _rate(lr, lr_power, t)
         intercept -= _rate(intercept_lr, intercept_lr_power, t) * g
-        if l2 != 0.0:
-            for k in range(start, stop):
-                c = indices[k]
+        for k in range(start, stop):
+            c = lookup[indices[k]] if mapped else indices[k]
+            if l2 != 0.0:
                 coef[c] = coef[c] - eta * (g * data[k] + l2 * coef[c])
-        else:
-            for k in range(start, stop):
-                c = indices[k]
+            else:
                 coef[c] = coef[c] - eta * (g * data[k])
         t += 1
     state[0], state[1] = intercept, t
     return -1
 
 
+@njit(cache=True)
+def present_columns(indices, n_columns):
+    """The sorted columns that have at least one entry."""
+    seen = np.zeros(n_columns, dtype=np.bool_)
+    for k in range(indices.shape[0]):
+        seen[indices[k]] = True
+    return np.flatnonzero(seen)
+
+
 def reference_csr(indptr, indices, data, y, w, coef, state, lr, lr_power, ilr, ilr_power, l2, clip, probas):
-    """The slow, plain-Python twin of :func:`learn_csr` (same arguments, same effects)."""
+    """The slow, plain-Python twin of :func:`learn_csr` (without lookup: column c is coef[c])."""
     b, t = float(state[0]), int(state[1])
     theta = [float(v) for v in coef]
     for i in range(len(indptr) - 1):

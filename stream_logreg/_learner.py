@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,12 +21,14 @@ from stream_logreg._checks import (
     check_real,
     check_sample_weight,
     check_sample_weights,
+    check_sparse,
 )
 from stream_logreg._math import sigmoid
 from stream_logreg.exceptions import ModelFileError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import scipy.sparse
     from river.optim.base import Scheduler
 
     Rate = float | Scheduler
@@ -199,29 +201,56 @@ class LogisticRegression(base.MiniBatchClassifier):
         except BaseException:
             self._forget_features_after(n_before)
             raise
-        self._reserve(len(self._index))
+        return self._learn_csr(
+            indptr, indices, data, _NO_LOOKUP, indices, labels, weights, schedules, n_before, xs.__getitem__
+        )
+
+    def _learn_csr(
+        self,
+        indptr: np.ndarray,
+        indices: np.ndarray,
+        data: np.ndarray,
+        lookup: np.ndarray,
+        touched: np.ndarray,
+        labels: np.ndarray,
+        weights: np.ndarray,
+        schedules: tuple[float, float, float, float],
+        n_before: int,
+        row: Callable[[int], dict],
+    ) -> np.ndarray:
+        """Run the CSR kernel on checked arrays whose columns are already registered (the
+        first n_before existed before this batch; ``touched`` lists the model columns the
+        batch can change); undo everything if a margin overflows."""
         from stream_logreg import _kernel
 
-        saved = self._coef[indices]
-        probas = np.empty(len(xs))
+        self._reserve(len(self._index))
+        saved = self._coef[touched]
+        probas = np.empty(len(labels))
         state = np.array([self.intercept, self._n_steps], dtype=np.float64)
         bad_row = _kernel.learn_csr(
-            indptr, indices, data, labels, weights, self._coef, state, *schedules, self.l2,
+            indptr, indices, data, lookup, labels, weights, self._coef, state, *schedules, self.l2,
             float(self.clip_gradient), probas,
         )  # fmt: skip
         if bad_row >= 0:
-            self._coef[indices[::-1]] = saved[::-1]
+            self._coef[touched[::-1]] = saved[::-1]
             self._forget_features_after(n_before)
-            raise _margin_error(xs[bad_row])
+            raise _margin_error(row(bad_row))
         self.intercept, self._n_steps = float(state[0]), int(state[1])
         return probas
 
-    def learn_many(self, X: pd.DataFrame, y: pd.Series, w: pd.Series | float | None = None) -> None:
+    def learn_many(
+        self, X: pd.DataFrame | scipy.sparse.sparray, y: pd.Series, w: pd.Series | float | None = None
+    ) -> None:
         """Apply one SGD step per row, in row order: the same as looping ``learn_one``.
 
+        X is a DataFrame, or a scipy.sparse matrix whose stored entries are the features
+        present in each row, named by their column number (hashed features, for example).
         Runs the compiled kernel. Everything is checked before the first step, so a bad
         batch changes nothing.
         """
+        if not _is_frame(X):
+            self._learn_sparse(X, y, w)
+            return
         values, columns = check_frame(X)
         labels = check_labels(y, len(values))
         weights = check_sample_weights(w, len(values))
@@ -246,6 +275,34 @@ class LogisticRegression(base.MiniBatchClassifier):
             self._forget_features_after(n_before)
             raise _margin_error(dict(zip(columns, values[bad_row].tolist(), strict=True)))
         self.intercept, self._n_steps = float(state[0]), int(state[1])
+
+    def _learn_sparse(self, X: Any, y: Any, w: Any) -> None:
+        indptr, indices, data = check_sparse(X)
+        labels = check_labels(y, len(indptr) - 1)
+        weights = check_sample_weights(w, len(indptr) - 1)
+
+        def row(i: int) -> dict:
+            span = slice(indptr[i], indptr[i + 1])
+            return dict(zip(indices[span].tolist(), data[span].tolist(), strict=True))
+
+        schedules = self._kernel_schedules()
+        if schedules is None:
+            self._learn_one_by_one([row(i) for i in range(len(labels))], labels, weights)
+            return
+        # Register the columns that have entries (and only those), in column order.
+        from stream_logreg import _kernel
+
+        n_before = len(self._index)
+        present = _kernel.present_columns(indices, X.shape[1])
+        names = present.tolist()
+        index = self._index
+        new = [j for j in names if j not in index]
+        index.update(zip(new, range(len(index), len(index) + len(new)), strict=True))
+        lookup = np.zeros(X.shape[1], dtype=np.int64)
+        lookup[present] = np.fromiter(map(index.__getitem__, names), dtype=np.int64, count=len(names))
+        self._learn_csr(
+            indptr, indices, data, lookup, lookup[present], labels, weights, schedules, n_before, row
+        )
 
     def _learn_one_by_one(self, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The path for schedulers the kernel cannot express: learn_one on each example.
@@ -375,6 +432,14 @@ def _kernel_rate(rate: Rate) -> tuple[float, float] | None:
     if type(rate) is schedulers.InverseScaling:
         return float(rate.learning_rate), float(rate.power)
     return None
+
+
+_NO_LOOKUP = np.zeros(0, dtype=np.int64)
+
+
+def _is_frame(X: Any) -> bool:
+    """Whether X is a pandas DataFrame, without importing pandas for other inputs."""
+    return type(X).__module__.startswith("pandas") or not hasattr(X, "tocsr")
 
 
 def _margin_error(x: dict) -> ValueError:

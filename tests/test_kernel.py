@@ -3,12 +3,16 @@
 import itertools
 import subprocess
 import sys
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse
 from river import datasets, optim
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import SGDClassifier
 
 from stream_logreg import LogisticRegression, _dictstep, _kernel
 
@@ -188,3 +192,39 @@ def test_importing_the_package_compiles_nothing():
     code = "import sys, stream_logreg; print('numba' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_sparse_learn_many_equals_learn_one_on_the_rows():
+    rng = np.random.default_rng(8)
+    dense = rng.normal(size=(400, 50)) * (rng.random((400, 50)) < 0.1)
+    dense[:, 7] = 0.0  # a column that never appears
+    X = scipy.sparse.csr_matrix(dense)
+    X.data[::17] = 0.0  # explicit zeros are present features (decayed by l2, like river)
+    y = rng.random(400) < 0.5
+    model = LogisticRegression(lr=0.2, l2=0.01)
+    model.learn_many(X[:150], pd.Series(y[:150]))
+    model.learn_many(X[150:], pd.Series(y[150:]))
+    one = LogisticRegression(lr=0.2, l2=0.01)
+    for i in range(400):
+        span = slice(X.indptr[i], X.indptr[i + 1])
+        one.learn_one(dict(zip(X.indices[span].tolist(), X.data[span].tolist(), strict=True)), bool(y[i]))
+    assert 7 not in model.weights
+    assert model.weights == one.weights and model.intercept == one.intercept
+
+
+def test_dense_one_pass_equals_scikit_learn_sgd():
+    """scikit-learn's plain SGD with eta0 = lr = intercept_lr takes river's steps too."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(5000, 8))
+    y = rng.random(5000) < 1.0 / (1.0 + np.exp(-X @ rng.normal(size=8)))
+    sk = SGDClassifier(
+        loss="log_loss", learning_rate="constant", eta0=0.05, alpha=0.0, penalty=None,
+        shuffle=False, max_iter=1, tol=None,
+    )  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        sk.fit(X, y)
+    ours = LogisticRegression(lr=0.05, intercept_lr=0.05)
+    ours.learn_many(pd.DataFrame(X), pd.Series(y))
+    assert np.max(np.abs(np.array(list(ours.weights.values())) - sk.coef_[0])) <= 1e-12
+    assert abs(ours.intercept - sk.intercept_[0]) <= 1e-12
