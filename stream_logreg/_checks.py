@@ -39,8 +39,7 @@ def check_rate(name: str, value: Any, allow_zero: bool) -> None:
 
     if not isinstance(value, Scheduler):
         raise TypeError(
-            f"{name} must be a float or a river.optim.schedulers scheduler, "
-            f"got {value!r} ({type(value).__name__})"
+            f"{name} must be a float or a river.optim.schedulers scheduler, got {value!r} ({type(value).__name__})"
         )
 
 

@@ -300,9 +300,7 @@ class LogisticRegression(base.MiniBatchClassifier):
         index.update(zip(new, range(len(index), len(index) + len(new)), strict=True))
         lookup = np.zeros(X.shape[1], dtype=np.int64)
         lookup[present] = np.fromiter(map(index.__getitem__, names), dtype=np.int64, count=len(names))
-        self._learn_csr(
-            indptr, indices, data, lookup, lookup[present], labels, weights, schedules, n_before, row
-        )
+        self._learn_csr(indptr, indices, data, lookup, lookup[present], labels, weights, schedules, n_before, row)
 
     def _learn_one_by_one(self, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The path for schedulers the kernel cannot express: learn_one on each example.

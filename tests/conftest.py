@@ -1,4 +1,44 @@
+"""Shared fixtures. Kafka tests run against a real broker, found in this order:
+KAFKA_BOOTSTRAP_SERVERS (an existing cluster), else a testcontainers Kafka container if a
+Docker engine answers, else a LocalKafka JVM started from Maven jars. One per session."""
+
+import os
 import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).parent))
+
+
+def docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()  # type: ignore[attr-defined]
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    elif docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as container:
+            yield container.get_bootstrap_server()
+    else:
+        from stream_logreg.broker import LocalKafka
+
+        with LocalKafka() as kafka:
+            yield kafka.bootstrap_servers
+
+
+@pytest.fixture
+def topic() -> str:
+    return f"test-{uuid.uuid4().hex[:12]}"

@@ -96,9 +96,7 @@ def test_kernel_equals_reference_and_learn_one(stream, config, weighted):
     # The dense form, where every row has the same features.
     if stream != "sparse_shifting":
         dense = LogisticRegression(**params)
-        dense.learn_many(
-            pd.DataFrame([x for x, _ in data]), pd.Series([y for _, y in data]), pd.Series(weights)
-        )
+        dense.learn_many(pd.DataFrame([x for x, _ in data]), pd.Series([y for _, y in data]), pd.Series(weights))
         assert_same(dense, one)
 
 

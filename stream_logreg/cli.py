@@ -1,0 +1,167 @@
+"""The ``stream-logreg`` command: ``broker`` and ``produce``.
+
+Bad input gets one line on stderr naming the problem and the fix, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+DATASETS = ("phishing", "bananas", "shuttle")
+
+
+class UsageError(Exception):
+    """A problem with the command line or its inputs: printed as one line, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stream-logreg", description="Streaming online logistic regression.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    broker = commands.add_parser("broker", help="run a local Kafka broker in the foreground (needs Java and Maven)")
+    broker.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
+    broker.add_argument("--data-dir", default=None, help="keep the broker's data here (default: a temporary folder)")
+
+    produce = commands.add_parser("produce", help="send each row of a file or bundled data set to a topic as JSON")
+    produce.add_argument("path", nargs="?", help="a .csv or .jsonl file (optionally .gz)")
+    produce.add_argument("--topic", required=True)
+    produce.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT")
+    produce.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH")
+    produce.add_argument("--target", default="label", help="the label's field name for --dataset (default: label)")
+    produce.add_argument("--key", metavar="COLUMN", help="use this column's value as the message key")
+    produce.add_argument("--rate", type=float, default=None, metavar="N", help="send at most N records per second")
+    produce.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created (default 1)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``stream-logreg`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "broker":
+            return run_broker(args.port, args.data_dir)
+        if args.command == "produce":
+            return run_produce(args)
+    except UsageError as e:
+        print(f"stream-logreg {args.command}: {e}", file=sys.stderr)
+        return 2
+    raise AssertionError(args.command)  # argparse only lets known commands through
+
+
+def run_broker(port: int | None, data_dir: str | None) -> int:
+    from stream_logreg.broker import BrokerError, LocalKafka
+
+    stop = False
+
+    def on_signal(signum: int, frame: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        with LocalKafka(port=port, data_dir=data_dir) as kafka:
+            print(f"Kafka is ready at {kafka.bootstrap_servers} (Ctrl-C stops it)", flush=True)
+            while not stop:
+                time.sleep(0.2)
+            print("stopping the broker", flush=True)
+    except BrokerError as e:
+        raise UsageError(str(e)) from None
+    return 0
+
+
+def dataset_records(name: str, target: str) -> Iterator[dict[str, Any]]:
+    """The rows of one of river's bundled data sets as dicts, with the label under ``target``."""
+    from river import datasets
+
+    loaders: dict[str, Any] = {"phishing": datasets.Phishing, "bananas": datasets.Bananas, "shuttle": datasets.Shuttle}
+    for x, y in loaders[name]():
+        yield {**x, target: int(y)}
+
+
+def file_records(path: str) -> Iterator[dict[str, Any]]:
+    """The rows of a .csv or .jsonl file (optionally .gz), as dicts, in file order."""
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"{path} does not exist; check the path")
+    kind = [s for s in file.suffixes if s != ".gz"][-1:]
+    if kind not in ([".csv"], [".jsonl"]):
+        raise UsageError(f"{path} is not a .csv or .jsonl file; convert it or pass --dataset")
+    return _read_rows(file, kind == [".csv"])
+
+
+def _read_rows(file: Path, is_csv: bool) -> Iterator[dict[str, Any]]:
+    opener: Any = gzip.open if file.suffix == ".gz" else open
+    with opener(file, "rt", encoding="utf-8-sig", newline="") as f:
+        if is_csv:
+            yield from csv.DictReader(f)
+        else:
+            for line in f:
+                if line.strip():
+                    yield orjson.loads(line)
+
+
+def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> None:
+    """Create ``topic`` with ``partitions`` partitions unless it exists."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, bootstrap_timeout_ms=10_000)
+    try:
+        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+def run_produce(args: argparse.Namespace) -> int:
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaTimeoutError
+
+    if (args.path is None) == (args.dataset is None):
+        raise UsageError("give either a PATH or --dataset (one of them)")
+    records = dataset_records(args.dataset, args.target) if args.dataset else file_records(args.path)
+    try:
+        ensure_topic(args.bootstrap_servers, args.topic, args.partitions)
+        producer = KafkaProducer(bootstrap_servers=args.bootstrap_servers, acks="all", linger_ms=5)
+    except KafkaTimeoutError:
+        raise UsageError(
+            f"no Kafka broker answers at {args.bootstrap_servers} (waited 10 s); "
+            "start one with 'stream-logreg broker' or fix --bootstrap-servers"
+        ) from None
+    sent = acknowledged = 0
+
+    def on_ack(_: Any) -> None:
+        nonlocal acknowledged
+        acknowledged += 1
+
+    start = time.monotonic()
+    for record in records:
+        if args.key is not None and args.key not in record:
+            raise UsageError(f"record {sent} has no column {args.key!r} for --key; pick an existing column")
+        key = None if args.key is None else str(record[args.key]).encode()
+        producer.send(args.topic, value=orjson.dumps(record), key=key).add_callback(on_ack)
+        sent += 1
+        if args.rate:
+            delay = start + sent / args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    producer.flush()
+    producer.close()
+    print(f"sent {sent} records to {args.topic}; {acknowledged} acknowledged")
+    return 0 if acknowledged == sent else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Records to (x, y): one schema for files and Kafka, and decoders for message bytes.
+
+A :class:`Schema` turns a mapping of field -> value into features and a label, and never
+guesses: a numeric field must hold a number (or a string that parses as one), a field
+declared categorical becomes a one-hot feature "field=value", and anything else is an
+error naming the field, the value and the fix.
+
+>>> schema = Schema(target="label", categorical=["color"])
+>>> schema.decode({"a": 1, "b": "2.5", "color": "red", "label": 1})
+({'a': 1.0, 'b': 2.5, 'color=red': 1.0}, True)
+>>> schema.decode({"a": "abc", "label": 1})  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+stream_logreg.decode.SchemaError: field 'a' has the non-numeric value 'abc'; declare it categorical ...
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from stream_logreg.exceptions import StreamLogregError
+
+Example = tuple[dict[str, float], bool]
+
+
+class SchemaError(StreamLogregError, ValueError):
+    """A record that does not fit the schema (missing or bad label, bad value)."""
+
+
+class DecodeError(StreamLogregError, ValueError):
+    """A message that could not be decoded into (x, y); carries what a dead letter needs.
+
+    Attributes: ``raw`` (the message bytes), ``topic``, ``partition``, ``offset``,
+    ``reason`` (one sentence), ``key``.
+    """
+
+    def __init__(
+        self, raw: bytes | None, reason: str, topic: str = "", partition: int = -1, offset: int = -1,
+        key: bytes | None = None,
+    ) -> None:  # fmt: skip
+        self.raw, self.reason, self.key = raw, reason, key
+        self.topic, self.partition, self.offset = topic, partition, offset
+        super().__init__(f"cannot decode the record at {topic}[{partition}]@{offset}: {reason}")
+
+
+@dataclass(frozen=True, init=False)
+class Schema:
+    """How a record's fields become features and a label.
+
+    Parameters
+    ----------
+    target
+        The field holding the label: false/true, 0/1 (also as strings "0", "1", "true",
+        "false").
+    features
+        Keep only these fields as features (default: every field but the target).
+    drop
+        Fields to ignore.
+    categorical
+        Fields whose string values become one-hot features named "field=value".
+    """
+
+    target: str
+    features: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        target: str,
+        features: Iterable[str] | None = None,
+        drop: Iterable[str] = (),
+        categorical: Iterable[str] = (),
+    ) -> None:
+        object.__setattr__(self, "target", target)
+        object.__setattr__(self, "features", None if features is None else tuple(features))
+        object.__setattr__(self, "drop", tuple(drop))
+        object.__setattr__(self, "categorical", tuple(categorical))
+
+    def decode(self, record: Mapping[str, Any]) -> Example:
+        """Return (x, y) from one record, or raise SchemaError naming the problem."""
+        if self.target not in record:
+            raise SchemaError(f"the label field {self.target!r} is missing; every record needs one")
+        y = parse_label(self.target, record[self.target])
+        names = self.features if self.features is not None else record.keys()
+        x: dict[str, float] = {}
+        for name in names:
+            if name == self.target or name in self.drop:
+                continue
+            if name not in record:
+                raise SchemaError(f"the feature field {name!r} is missing")
+            value = record[name]
+            if name in self.categorical:
+                if value is None or value == "":
+                    raise SchemaError(f"the categorical field {name!r} is empty")
+                x[f"{name}={value}"] = 1.0
+            else:
+                x[name] = parse_number(name, value)
+        return x, y
+
+
+def parse_number(name: str, value: Any) -> float:
+    """A finite float from a number or a numeric string; SchemaError otherwise."""
+    if type(value) is float or type(value) is int or isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        if value.strip() == "":
+            raise SchemaError(f"field {name!r} is empty; every feature needs a value")
+        try:
+            number = float(value)
+        except ValueError:
+            raise SchemaError(
+                f"field {name!r} has the non-numeric value {value!r}; declare it categorical "
+                "to one-hot encode it, or fix the producer"
+            ) from None
+    elif value is None:
+        raise SchemaError(f"field {name!r} is empty (null); every feature needs a value")
+    else:
+        raise SchemaError(f"field {name!r} has the value {value!r} of type {type(value).__name__}, not a number")
+    if not math.isfinite(number):
+        raise SchemaError(f"field {name!r} has the value {value!r}, which is not finite")
+    return number
+
+
+_TRUE = {True, "1", "true", "True", "TRUE", "1.0"}
+_FALSE = {False, "0", "false", "False", "FALSE", "0.0"}
+
+
+def parse_label(name: str, value: Any) -> bool:
+    """True or False from a binary label (bool, 0/1, or their usual strings)."""
+    if isinstance(value, (bool, int, float, str)):
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+    raise SchemaError(f"the label {name!r} has the value {value!r}, which is not binary (0/1 or false/true)")
+
+
+def json_decoder() -> Callable[[bytes], Mapping[str, Any]]:
+    """Bytes holding one JSON object -> mapping (orjson; NaN and Infinity are invalid)."""
+
+    def decode(raw: bytes) -> Mapping[str, Any]:
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise SchemaError(f"invalid JSON ({e})") from None
+        if not isinstance(record, dict):
+            raise SchemaError(f"the JSON is a {type(record).__name__}, not an object")
+        return record
+
+    return decode
+
+
+def csv_decoder(header: list[str]) -> Callable[[bytes], Mapping[str, Any]]:
+    """Bytes holding one CSV line with the given columns -> mapping of strings."""
+
+    def decode(raw: bytes) -> Mapping[str, Any]:
+        try:
+            rows = list(csv.reader([raw.decode("utf-8").rstrip("\r\n")]))
+        except (UnicodeDecodeError, csv.Error) as e:
+            raise SchemaError(f"invalid CSV line ({e})") from None
+        if len(rows) != 1 or len(rows[0]) != len(header):
+            found = len(rows[0]) if rows else 0
+            raise SchemaError(f"the CSV line has {found} fields, the header has {len(header)}")
+        return dict(zip(header, rows[0], strict=True))
+
+    return decode
+
+
+def msgpack_decoder() -> Callable[[bytes], Mapping[str, Any]]:
+    """Bytes holding one MessagePack map -> mapping."""
+    import msgpack
+
+    def decode(raw: bytes) -> Mapping[str, Any]:
+        try:
+            record = msgpack.unpackb(raw, raw=False, strict_map_key=True)
+        except (ValueError, msgpack.UnpackException, msgpack.ExtraData) as e:
+            raise SchemaError(f"invalid MessagePack ({e})") from None
+        if not isinstance(record, dict):
+            raise SchemaError(f"the MessagePack value is a {type(record).__name__}, not a map")
+        return record
+
+    return decode
+
+
+def make_decoder(kind: str, header: list[str] | None = None) -> Callable[[bytes], Mapping[str, Any]]:
+    """The decoder named ``kind``: "json", "csv" (needs ``header``) or "msgpack"."""
+    if kind == "json":
+        return json_decoder()
+    if kind == "msgpack":
+        return msgpack_decoder()
+    if kind == "csv":
+        if not header:
+            raise ValueError("the csv decoder needs header=[column names]; pass the producer's columns")
+        return csv_decoder(header)
+    raise ValueError(f"unknown decoder {kind!r}; use 'json', 'csv' or 'msgpack'")
