@@ -344,10 +344,12 @@ class LogisticRegression(base.MiniBatchClassifier):
 
     # -- files ----------------------------------------------------------------------------
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, progress: dict[str, Any] | None = None) -> None:
         """Write the model to ``path`` as a checksummed JSON document, atomically.
 
-        Floats round-trip bit for bit. Feature names must be str or int.
+        Floats round-trip bit for bit. Feature names must be str or int. ``progress``
+        (JSON-ready data: how far a replay or a consumer got, its metrics) is stored
+        alongside and read back by :meth:`load_with_progress`.
 
         >>> import os, tempfile
         >>> model = LogisticRegression()
@@ -357,14 +359,22 @@ class LogisticRegression(base.MiniBatchClassifier):
         >>> LogisticRegression.load(path).weights == model.weights
         True
         """
-        checkpoint.write_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, self.to_payload())
+        payload = self.to_payload()
+        if progress is not None:
+            payload["progress"] = progress
+        checkpoint.write_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, payload)
 
     @classmethod
     def load(cls, path: str | Path) -> LogisticRegression:
         """Read a model written by :meth:`save`; raise ModelFileError if the file is bad."""
+        return cls.load_with_progress(path)[0]
+
+    @classmethod
+    def load_with_progress(cls, path: str | Path) -> tuple[LogisticRegression, dict[str, Any] | None]:
+        """Read a model and the progress saved with it (None if there is none)."""
         payload = checkpoint.read_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
         try:
-            return cls.from_payload(payload)
+            return cls.from_payload(payload), payload.get("progress")
         except (KeyError, TypeError, ValueError) as e:
             raise ModelFileError(path, f"the model inside is invalid ({e})", "save the model again") from None
 

@@ -1,4 +1,4 @@
-"""The ``stream-logreg`` command: ``broker`` and ``produce``.
+"""The ``stream-logreg`` command: ``replay``, ``broker`` and ``produce``.
 
 Bad input gets one line on stderr naming the problem and the fix, and exit status 2.
 """
@@ -28,6 +28,23 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-logreg", description="Streaming online logistic regression.")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    replay = commands.add_parser("replay", help="learn a file with progressive validation and report the metrics")
+    replay.add_argument("path", nargs="?", help="a .csv, .jsonl or .parquet file (optionally .gz, .bz2, .zst)")
+    replay.add_argument("--target", help="the label column (default for --dataset: label)")
+    replay.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH")
+    add_model_options(replay)
+    replay.add_argument("--features", help="comma-separated columns to use (default: all but the target)")
+    replay.add_argument("--drop", default="", help="comma-separated columns to ignore")
+    replay.add_argument("--categorical", default="", help="comma-separated columns to one-hot encode")
+    replay.add_argument("--save", metavar="MODEL.json", help="write the model and how far it got here")
+    replay.add_argument("--resume", metavar="MODEL.json", help="go on from a model saved by --save")
+    replay.add_argument("--report", metavar="REPORT.json", help="write the summary and learning curve as JSON")
+    replay.add_argument("--plot", metavar="CURVE.png", help="write the learning curve as a PNG")
+    replay.add_argument("--every", type=int, default=1000, help="records between learning-curve points")
+    replay.add_argument("--window", type=int, default=1000, help="records in the rolling window")
+    replay.add_argument("--on-error", choices=("skip", "fail"), default="skip", help="what a malformed row does")
+    replay.add_argument("--max-records", type=int, help="stop after this many rows (then --save can resume)")
+
     broker = commands.add_parser("broker", help="run a local Kafka broker in the foreground (needs Java and Maven)")
     broker.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
     broker.add_argument("--data-dir", default=None, help="keep the broker's data here (default: a temporary folder)")
@@ -44,10 +61,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lr", type=float, default=0.01, help="learning rate of the weights (default 0.01)")
+    parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty (default 0)")
+    parser.add_argument("--intercept-lr", type=float, default=0.01, help="learning rate of the intercept")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``stream-logreg`` command; returns the exit status."""
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "replay":
+            from stream_logreg.replay_cli import run_replay
+
+            return run_replay(args)
         if args.command == "broker":
             return run_broker(args.port, args.data_dir)
         if args.command == "produce":

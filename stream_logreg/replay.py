@@ -1,0 +1,139 @@
+"""Replaying a file through the learner with progressive validation.
+
+The same path the live consumer takes, with a row number in place of an offset: each
+record is decoded, its probability is predicted with the model as it stands, the metrics
+are updated, and then the model learns it (in micro-batches through the compiled kernel,
+which is exactly record by record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from stream_logreg._learner import LogisticRegression
+from stream_logreg.decode import Schema, SchemaError
+from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.sources import Row
+
+MAX_LISTED = 10
+
+
+@dataclass
+class ReplayState:
+    """How far a replay got: rows consumed (good or bad), learned, skipped, and why."""
+
+    rows_done: int = 0
+    learned: int = 0
+    skipped: int = 0
+    first_skipped: list[tuple[int, str]] = field(default_factory=list)
+    failed_at: tuple[int, str] | None = None
+
+    def skip(self, line: int, reason: str) -> None:
+        self.skipped += 1
+        if len(self.first_skipped) < MAX_LISTED:
+            self.first_skipped.append((line, reason))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows_done": self.rows_done,
+            "learned": self.learned,
+            "skipped": self.skipped,
+            "first_skipped": [list(item) for item in self.first_skipped],
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ReplayState:
+        return cls(
+            rows_done=data["rows_done"],
+            learned=data["learned"],
+            skipped=data["skipped"],
+            first_skipped=[(int(line), str(reason)) for line, reason in data["first_skipped"]],
+        )
+
+
+def replay(
+    rows: Iterable[Row],
+    model: LogisticRegression,
+    schema: Schema,
+    metrics: ProgressiveMetrics,
+    state: ReplayState,
+    on_error: str = "skip",
+    max_records: int | None = None,
+    batch_size: int = 1000,
+    progress: Callable[[ReplayState], None] | None = None,
+) -> ReplayState:
+    """Replay ``rows`` (skipping the ``state.rows_done`` already done) into model and metrics.
+
+    A malformed row is never learned: with on_error="skip" it is counted and the first ten
+    are kept with their line numbers; with "fail" the replay stops there and
+    ``state.failed_at`` names it. ``max_records`` stops after that many rows in total.
+    """
+    xs: list[dict[str, float]] = []
+    ys: list[bool] = []
+    lines: list[int] = []
+
+    def flush() -> None:
+        if xs:
+            _learn(model, metrics, state, xs, ys, lines)
+            xs.clear(), ys.clear(), lines.clear()
+            if progress is not None:
+                progress(state)
+
+    for number, row in enumerate(rows):
+        if number < state.rows_done:
+            continue
+        if max_records is not None and number >= max_records:
+            break
+        problem = row.error
+        if problem is None:
+            try:
+                x, y = schema.decode(row.record or {})
+            except SchemaError as e:
+                problem = str(e)
+        if problem is not None:
+            if on_error == "fail":
+                flush()
+                state.failed_at = (row.line, problem)
+                return state
+            state.skip(row.line, problem)
+            state.rows_done = number + 1
+            continue
+        xs.append(x)
+        ys.append(y)
+        lines.append(row.line)
+        state.rows_done = number + 1
+        if len(xs) == batch_size:
+            flush()
+    flush()
+    return state
+
+
+def _learn(
+    model: LogisticRegression,
+    metrics: ProgressiveMetrics,
+    state: ReplayState,
+    xs: list[dict[str, float]],
+    ys: list[bool],
+    lines: list[int],
+) -> None:
+    try:
+        probas = model.learn_batch(xs, ys)
+    except ValueError:
+        # A record the model cannot take (a margin that overflows): learn the batch one
+        # record at a time, so that only that record is refused.
+        for x, y, line in zip(xs, ys, lines, strict=True):
+            try:
+                p = model.predict_proba_one(x)[True]
+                model.learn_one(x, y)
+            except ValueError as e:
+                state.skip(line, str(e))
+                continue
+            metrics.update(np.array([p]), np.array([float(y)]))
+            state.learned += 1
+        return
+    metrics.update(probas, np.array(ys, dtype=np.float64))
+    state.learned += len(xs)
