@@ -79,7 +79,9 @@ def replay(
     def flush() -> None:
         if xs:
             _learn(model, metrics, state, xs, ys, lines)
-            xs.clear(), ys.clear(), lines.clear()
+            xs.clear()
+            ys.clear()
+            lines.clear()
             if progress is not None:
                 progress(state)
 

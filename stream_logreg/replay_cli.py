@@ -41,8 +41,8 @@ def _source(args: argparse.Namespace) -> tuple[str, Iterator[Row], str]:
         raise UsageError(str(e)) from None
     if not args.target:
         raise UsageError("--target is required with a file: name the label column")
-    rows = read_rows(path)
-    first = next(rows, None)
+    file_rows = read_rows(path)
+    first = next(file_rows, None)
     if first is None:
         raise UsageError(f"{path} has no data rows; replay a file with a header and at least one row")
     if first.record is not None and args.target not in first.record:
@@ -53,7 +53,7 @@ def _source(args: argparse.Namespace) -> tuple[str, Iterator[Row], str]:
 
     def all_rows() -> Iterator[Row]:
         yield first
-        yield from rows
+        yield from file_rows
 
     return str(path.resolve()), all_rows(), args.target
 

@@ -49,7 +49,7 @@ def file_format(path: str | Path) -> tuple[str, str | None]:
     return kind, compression
 
 
-def _open_binary(path: Path, compression: str | None) -> IO[bytes]:
+def _open_binary(path: Path, compression: str | None) -> Any:
     if compression == ".gz":
         return gzip.open(path, "rb")
     if compression == ".bz2":

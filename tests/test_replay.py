@@ -1,0 +1,205 @@
+"""Replay: metrics equal river's progressive validation, bad rows, resume, CLI errors, the plot."""
+
+import bz2
+import gzip
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import zstandard
+from river import datasets, evaluate, metrics, stream
+from sklearn.metrics import roc_auc_score
+
+from stream_logreg import LogisticRegression
+from stream_logreg.cli import main
+from stream_logreg.decode import Schema, SchemaError
+from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.replay import ReplayState, replay
+from stream_logreg.sources import Row, iter_csv, iter_jsonl, iter_parquet, read_rows
+
+
+def river_scores(data, model):
+    log_loss, accuracy = metrics.LogLoss(), metrics.Accuracy()
+    evaluate.progressive_val_score(data, model, metrics.base.Metrics([log_loss, accuracy]))
+    return log_loss.get(), accuracy.get()
+
+
+def probas_and_labels(data, model):
+    probas, labels = [], []
+    for x, y in data:
+        probas.append(model.predict_proba_one(x)[True])
+        labels.append(float(y))
+        model.learn_one(x, y)
+    return np.array(probas), np.array(labels)
+
+
+def test_phishing_metrics_equal_rivers_progressive_val_score():
+    model = LogisticRegression()
+    rows = (Row(i, {**x, "label": y}, None) for i, (x, y) in enumerate(datasets.Phishing()))
+    ours = ProgressiveMetrics()
+    state = replay(rows, model, Schema("label"), ours, ReplayState())
+    log_loss, accuracy = river_scores(datasets.Phishing(), LogisticRegression())
+    assert state.learned == 1250
+    assert abs(ours.log_loss - log_loss) <= 1e-12 and abs(ours.accuracy - accuracy) <= 1e-12
+    assert round(accuracy, 4) == 0.7304 and round(log_loss, 4) == 0.5256  # river's documented defaults
+    probas, labels = probas_and_labels(datasets.Phishing(), LogisticRegression())
+    assert abs(ours.roc_auc - roc_auc_score(labels, probas)) <= 1e-3
+    assert abs(ours.rolling()["roc_auc"] - roc_auc_score(labels[-1000:], probas[-1000:])) <= 1e-12
+
+
+def write_synthetic_csv(path, n=3000, seed=0):
+    rng = random.Random(seed)
+    with open(path, "w") as f:
+        f.write("a,b,c,label\n")
+        for _ in range(n):
+            a, b, c = rng.gauss(0, 1), rng.gauss(0, 3), rng.uniform(-1, 1)
+            label = int(rng.random() < 1 / (1 + math.exp(-(a - 0.5 * b + c))))
+            f.write(f"{a!r},{b!r},{c!r},{label}\n")
+
+
+def test_synthetic_file_metrics_equal_river_reading_the_same_file(tmp_path, capsys):
+    path = tmp_path / "synthetic.csv"
+    write_synthetic_csv(path)
+    report = tmp_path / "report.json"
+    assert main(["replay", str(path), "--target", "label", "--lr", "0.05", "--report", str(report), "--every", "500"]) == 0
+    summary = json.loads(report.read_text())["summary"]
+    converters = {"a": float, "b": float, "c": float, "label": lambda v: v == "1"}
+    data = stream.iter_csv(str(path), target="label", converters=converters)
+    log_loss, accuracy = river_scores(data, LogisticRegression(lr=0.05))
+    assert abs(summary["log_loss"] - log_loss) <= 1e-12 and abs(summary["accuracy"] - accuracy) <= 1e-12
+    assert summary["records_learned"] == 3000 and summary["records_skipped"] == 0
+    curve = json.loads(report.read_text())["curve"]
+    assert [point["records"] for point in curve] == [500, 1000, 1500, 2000, 2500, 3000]
+    assert "records learned  3,000" in capsys.readouterr().out
+
+
+MALFORMED = (
+    "\ufeffa,b,label\r\n"  # a UTF-8 BOM and CRLF line endings
+    '1.5,"2.5",1\r\n'  # line 2: fine, a quoted number
+    "1,2\r\n"  # line 3: too few fields
+    "1,abc,0\r\n"  # line 4: a non-numeric value in a numeric column
+    "1,2,\r\n"  # line 5: a missing label
+    "1,2,7\r\n"  # line 6: an invalid label
+    "nan,2,1\r\n"  # line 7: NaN
+    "1,inf,0\r\n"  # line 8: infinity
+    "1,2,3,4\r\n"  # line 9: too many fields
+    '"-0.5","1e-3",0\r\n'  # line 10: fine
+    "\r\n\r\n"  # blank lines at the end
+)
+
+
+def test_each_kind_of_malformed_row_is_skipped_with_its_line_and_reason(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(MALFORMED.encode())
+    report = tmp_path / "report.json"
+    assert main(["replay", str(path), "--target", "label", "--report", str(report)]) == 0
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["records_learned"] == 2 and summary["records_skipped"] == 7
+    skipped = [(item["line"], item["reason"]) for item in summary["first_skipped"]]
+    assert skipped == [
+        (3, "the row has 2 fields, the header has 3"),
+        (4, "field 'b' has the non-numeric value 'abc'; declare it categorical to one-hot encode it, or fix the producer"),
+        (5, "the label 'label' has the value '', which is not binary (0/1 or false/true)"),
+        (6, "the label 'label' has the value '7', which is not binary (0/1 or false/true)"),
+        (7, "field 'a' has the value 'nan', which is not finite"),
+        (8, "field 'b' has the value 'inf', which is not finite"),
+        (9, "the row has 4 fields, the header has 3"),
+    ]
+    expected = LogisticRegression()
+    expected.learn_one({"a": 1.5, "b": 2.5}, True)
+    expected.learn_one({"a": -0.5, "b": 1e-3}, False)
+    saved = tmp_path / "model.json"
+    assert main(["replay", str(path), "--target", "label", "--save", str(saved)]) == 0
+    model = LogisticRegression.load(saved)
+    assert model.weights == expected.weights and model.intercept == expected.intercept
+
+
+def test_on_error_fail_stops_at_the_first_bad_row(tmp_path, capsys):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(MALFORMED.encode())
+    saved = tmp_path / "model.json"
+    assert main(["replay", str(path), "--target", "label", "--on-error", "fail", "--save", str(saved)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == (
+        "stream-logreg replay: line 3 is malformed: the row has 2 fields, the header has 3; stopped (--on-error fail)"
+    )
+    assert LogisticRegression.load(saved).n_steps == 1  # only line 2 was learned
+
+
+def test_an_interrupted_replay_resumed_equals_one_uninterrupted_replay(tmp_path):
+    path = tmp_path / "synthetic.csv"
+    write_synthetic_csv(path, n=2500, seed=4)
+    base = ["replay", str(path), "--target", "label", "--lr", "0.1", "--l2", "0.001", "--every", "100"]
+    whole, part, rest = tmp_path / "whole.json", tmp_path / "part.json", tmp_path / "rest.json"
+    assert main([*base, "--save", str(whole)]) == 0
+    assert main([*base, "--max-records", "1234", "--save", str(part)]) == 0
+    assert LogisticRegression.load(part).n_steps == 1234
+    assert main([*base, "--resume", str(part), "--save", str(rest)]) == 0
+    (a, pa), (b, pb) = LogisticRegression.load_with_progress(whole), LogisticRegression.load_with_progress(rest)
+    assert max(abs(a.weights[k] - b.weights[k]) for k in a.weights) <= 1e-12
+    assert abs(a.intercept - b.intercept) <= 1e-12 and a.n_steps == b.n_steps == 2500
+    assert pa is not None and pb is not None
+    assert abs(pa["metrics"]["log_loss"] - pb["metrics"]["log_loss"]) <= 1e-12
+    assert pa["metrics"]["correct"] == pb["metrics"]["correct"]
+    assert pa["metrics"]["curve"] == pb["metrics"]["curve"]
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "message"),
+    [
+        (None, ["missing.csv", "--target", "y"], "missing.csv does not exist; check the path"),
+        ("data.xlsx", ["data.xlsx", "--target", "y"], "unknown format .xlsx"),
+        ("data.csv", ["data.csv", "--target", "nope"], "has no column 'nope' (columns: a, y)"),
+        ("empty.csv", ["empty.csv", "--target", "y"], "has no data rows"),
+        ("data.csv", ["data.csv"], "--target is required with a file"),
+        ("data.csv", ["data.csv", "--target", "y", "--lr", "-1"], "lr must be > 0.0, got -1.0"),
+        ("data.csv", ["data.csv", "--target", "y", "--resume", "data.csv"], "truncated or is not JSON"),
+    ],
+)
+def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys, monkeypatch, setup, args, message):
+    monkeypatch.chdir(tmp_path)
+    if setup == "data.csv" or setup == "data.xlsx":
+        (tmp_path / setup).write_text("a,y\n1,0\n")
+    elif setup == "empty.csv":
+        (tmp_path / setup).write_text("")
+    assert main(["replay", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("stream-logreg replay: ") and message in err
+    assert "Traceback" not in err
+
+
+def test_the_plot_is_a_valid_png(tmp_path):
+    import matplotlib.image
+
+    png = tmp_path / "curve.png"
+    assert main(["replay", "--dataset", "phishing", "--plot", str(png), "--every", "100"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    height, width, _ = matplotlib.image.imread(png).shape
+    assert (width, height) == (800, 600)
+
+
+def test_every_file_format_and_compression_gives_the_same_stream(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [{"a": 0.1 * i, "color": ["red", "blue"][i % 2], "y": i % 3 == 0} for i in range(50)]
+    csv_text = "a,color,y\n" + "".join(f"{r['a']!r},{r['color']},{int(r['y'])}\n" for r in records)
+    jsonl_text = "".join(json.dumps(r) + "\n" for r in records)
+    (tmp_path / "d.csv").write_text(csv_text)
+    (tmp_path / "d.csv.gz").write_bytes(gzip.compress(csv_text.encode()))
+    (tmp_path / "d.jsonl.bz2").write_bytes(bz2.compress(jsonl_text.encode()))
+    (tmp_path / "d.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jsonl_text.encode()))
+    pq.write_table(pa.Table.from_pylist(records), tmp_path / "d.parquet")
+    expected = [({"a": r["a"], f"color={r['color']}": 1.0}, r["y"]) for r in records]
+    options = {"target": "y", "categorical": ["color"]}
+    assert list(iter_csv(tmp_path / "d.csv", **options)) == expected
+    assert list(iter_csv(tmp_path / "d.csv.gz", **options)) == expected
+    assert list(iter_jsonl(tmp_path / "d.jsonl.bz2", **options)) == expected
+    assert list(iter_jsonl(tmp_path / "d.jsonl.zst", **options)) == expected
+    assert list(iter_parquet(tmp_path / "d.parquet", **options)) == expected
+    assert list(iter_csv(tmp_path / "d.csv", target="y", drop=["color"]))[1] == ({"a": 0.1}, False)
+    with pytest.raises(SchemaError, match="line 2: field 'color' has the non-numeric value 'red'"):
+        list(iter_csv(tmp_path / "d.csv", target="y"))
+    assert [row.line for row in read_rows(tmp_path / "d.csv")][:3] == [2, 3, 4]
