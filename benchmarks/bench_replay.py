@@ -44,7 +44,7 @@ def main() -> None:
         ours = time.perf_counter() - start
         summary = json.loads(report.read_text())["summary"]
 
-        converters = {f"f{j}": float for j in range(20)} | {"label": lambda v: v == "1"}
+        converters: dict = {f"f{j}": float for j in range(20)} | {"label": lambda v: v == "1"}
         log_loss, accuracy = metrics.LogLoss(), metrics.Accuracy()
         start = time.perf_counter()
         evaluate.progressive_val_score(

@@ -152,3 +152,12 @@ def reference_dense(X, y, w, cols, coef, state, *rates_and_probas):
     indptr = np.arange(0, n * d + 1, d)
     indices = np.tile(np.asarray(cols), n)
     return reference_csr(indptr, indices, np.ravel(X), y, w, coef, state, *rates_and_probas)
+
+
+@njit(cache=True)
+def running_mean(values, mean, n):
+    """river's stats.Mean update, value by value: n += 1; mean += (1 / n) (x - mean)."""
+    for x in values:
+        n += 1
+        mean += (1.0 / n) * (x - mean)
+    return mean, n

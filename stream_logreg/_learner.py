@@ -252,29 +252,42 @@ class LogisticRegression(base.MiniBatchClassifier):
             self._learn_sparse(X, y, w)
             return
         values, columns = check_frame(X)
-        labels = check_labels(y, len(values))
-        weights = check_sample_weights(w, len(values))
+        self.learn_array(values, columns, check_labels(y, len(values)), check_sample_weights(w, len(values)))
+
+    def learn_array(
+        self, values: np.ndarray, columns: Sequence[Any], labels: np.ndarray, weights: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Learn the rows of a float64 array whose columns are the features ``columns``, in
+        row order, with labels (0.0/1.0) and sample weights already checked; return the
+        probability predicted for each row before it was learned.
+
+        The path ``learn_many`` and file replays take; values must be finite (a bad row
+        raises and changes nothing).
+        """
+        if weights is None:
+            weights = np.ones(len(values))
         schedules = self._kernel_schedules()
         if schedules is None:
             xs = [dict(zip(columns, row, strict=True)) for row in values.tolist()]
-            self._learn_one_by_one(xs, labels, weights)
-            return
+            return self._learn_one_by_one(xs, labels, weights)
         n_before = len(self._index)
         cols = np.array([self._index.setdefault(c, len(self._index)) for c in columns], dtype=np.int64)
         self._reserve(len(self._index))
         from stream_logreg import _kernel
 
         saved = self._coef[cols]
+        probas = np.empty(len(values))
         state = np.array([self.intercept, self._n_steps], dtype=np.float64)
         bad_row = _kernel.learn_dense(
             values, labels, weights, cols, self._coef, state, *schedules, self.l2,
-            float(self.clip_gradient), np.empty(len(values)),
+            float(self.clip_gradient), probas,
         )  # fmt: skip
         if bad_row >= 0:
             self._coef[cols] = saved
             self._forget_features_after(n_before)
             raise _margin_error(dict(zip(columns, values[bad_row].tolist(), strict=True)))
         self.intercept, self._n_steps = float(state[0]), int(state[1])
+        return probas
 
     def _learn_sparse(self, X: Any, y: Any, w: Any) -> None:
         indptr, indices, data = check_sparse(X)

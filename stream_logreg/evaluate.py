@@ -20,7 +20,7 @@ can checkpoint it and resume with the same figures.
 >>> metrics = ProgressiveMetrics(window=2, every=2)
 >>> metrics.update(np.array([0.9, 0.2, 0.6]), np.array([1.0, 0.0, 0.0]))
 >>> round(metrics.log_loss, 6), round(metrics.accuracy, 6)
-(0.415167, 0.666667)
+(0.414932, 0.666667)
 >>> metrics.curve[0]["records"], round(metrics.curve[0]["accuracy"], 6)
 (2, 1.0)
 """
@@ -118,11 +118,10 @@ class ProgressiveMetrics:
             start = stop
 
     def _update_chunk(self, probas: np.ndarray, labels: np.ndarray) -> None:
-        mean, n = self.log_loss, self.n
-        for loss in _losses(probas, labels).tolist():  # river's running mean, in order
-            n += 1
-            mean += (1.0 / n) * (loss - mean)
-        self.log_loss, self.n = mean, n
+        from stream_logreg._kernel import running_mean
+
+        mean, n = running_mean(_losses(probas, labels), self.log_loss, self.n)
+        self.log_loss, self.n = float(mean), int(n)
         self.correct += int(np.sum(_hits(probas, labels)))
         bins = np.minimum((probas * BINS).astype(np.int64), BINS - 1)
         positive = labels == 1.0

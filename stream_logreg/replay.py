@@ -8,7 +8,7 @@ which is exactly record by record).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,3 +139,66 @@ def _learn(
         return
     metrics.update(probas, np.array(ys, dtype=np.float64))
     state.learned += len(xs)
+
+
+def replay_columns(
+    batches: Iterator[Any],
+    features: list[str],
+    target: str,
+    model: LogisticRegression,
+    metrics: ProgressiveMetrics,
+    state: ReplayState,
+    max_records: int | None = None,
+    progress: Callable[[ReplayState], None] | None = None,
+) -> bool:
+    """The fast path: learn whole columnar batches (pyarrow RecordBatches) while they are clean.
+
+    A batch is clean when every feature is a finite number and every label is 0 or 1.
+    Returns True when the input is done (or ``max_records`` reached), False at the first
+    batch that is not clean or cannot be read: ``state.rows_done`` then points at that
+    batch's first unlearned row, and the row-by-row path (:func:`replay`, which names each
+    bad row's line) takes over from there with the same result.
+    """
+    import pyarrow as pa
+
+    seen = 0
+    try:
+        for batch in batches:
+            n = batch.num_rows
+            start = max(state.rows_done - seen, 0)
+            stop = n if max_records is None else min(n, max_records - seen)
+            if start < stop:
+                table = batch.slice(start, stop - start)
+                read = [_float_column(table.column(name)) for name in [*features, target]]
+                columns = [column for column in read if column is not None]
+                if len(columns) != len(read):
+                    return False
+                values = np.column_stack(columns[:-1]) if features else np.zeros((stop - start, 0))
+                labels = columns[-1]
+                if not (np.isfinite(values).all() and np.isin(labels, (0.0, 1.0)).all()):
+                    return False
+                try:
+                    probas = model.learn_array(values, features, labels)
+                except ValueError:
+                    return False
+                metrics.update(probas, labels)
+                state.learned += stop - start
+                state.rows_done = seen + stop
+                if progress is not None:
+                    progress(state)
+            seen += n
+            if max_records is not None and seen >= max_records:
+                return True
+    except pa.ArrowInvalid:  # a row pyarrow cannot parse (a wrong number of fields, ...)
+        return False
+    return True
+
+
+def _float_column(column: Any) -> np.ndarray | None:
+    """A pyarrow column as float64, or None if it has nulls or is not numeric/boolean."""
+    import pyarrow as pa
+
+    if column.null_count or not (pa.types.is_floating(column.type) or pa.types.is_integer(column.type)
+                                 or pa.types.is_boolean(column.type)):  # fmt: skip
+        return None
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)

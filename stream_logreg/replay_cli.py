@@ -16,12 +16,24 @@ from stream_logreg.cli import UsageError, dataset_records
 from stream_logreg.decode import Schema
 from stream_logreg.evaluate import ProgressiveMetrics, plot_curve
 from stream_logreg.exceptions import ModelFileError
-from stream_logreg.replay import ReplayState, replay
-from stream_logreg.sources import Row, file_format, read_rows
+from stream_logreg.replay import ReplayState, replay, replay_columns
+from stream_logreg.sources import Row, column_batches, file_format, header, read_rows
 
 
 def _names(text: str | None) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def _fast_columns(args: argparse.Namespace, schema: Schema) -> list[str] | None:
+    """The feature columns for the columnar fast path, or None when it does not apply."""
+    if args.dataset or schema.categorical or file_format(args.path)[0] not in (".csv", ".parquet"):
+        return None
+    names = header(args.path)
+    features = list(schema.features) if schema.features is not None else names
+    features = [name for name in features if name != schema.target and name not in schema.drop]
+    if len(set(names)) != len(names) or not set(features) <= set(names):
+        return None
+    return features
 
 
 def _source(args: argparse.Namespace) -> tuple[str, Iterator[Row], str]:
@@ -133,7 +145,13 @@ def run_replay(args: argparse.Namespace) -> int:
         state = ReplayState()
     learned_before, start = state.learned, time.perf_counter()
     progress_printer = _progress_printer()
-    replay(rows, model, schema, metrics, state, args.on_error, args.max_records, progress=progress_printer)
+    features = _fast_columns(args, schema)
+    done = features is not None and replay_columns(
+        column_batches(args.path, [*features, schema.target]), features, schema.target, model, metrics, state,
+        args.max_records, progress_printer,
+    )  # fmt: skip
+    if not done:  # row by row, from the first row the fast path did not learn
+        replay(rows, model, schema, metrics, state, args.on_error, args.max_records, progress=progress_printer)
     seconds = time.perf_counter() - start
     if progress_printer is not None:
         print(file=sys.stderr)

@@ -120,6 +120,41 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
             yield Row(number, record, None)
 
 
+def column_batches(path: str | Path, columns: list[str]) -> Iterator[Any]:
+    """A CSV or Parquet file as pyarrow RecordBatches of the given columns (CSV: as float64)."""
+    path = Path(path)
+    kind, compression = file_format(path)
+    if kind == ".parquet":
+        import pyarrow.parquet as pq
+
+        yield from pq.ParquetFile(path).iter_batches(batch_size=65536, columns=columns)
+        return
+    import pyarrow as pa
+    import pyarrow.csv as pv
+
+    with _open_binary(path, compression) as raw:
+        reader = pv.open_csv(
+            raw,
+            read_options=pv.ReadOptions(block_size=1 << 22),
+            convert_options=pv.ConvertOptions(
+                column_types={name: pa.float64() for name in columns}, include_columns=columns
+            ),
+        )
+        yield from reader
+
+
+def header(path: str | Path) -> list[str]:
+    """The column names of a CSV or Parquet file."""
+    path = Path(path)
+    kind, compression = file_format(path)
+    if kind == ".parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.ParquetFile(path).schema_arrow.names)
+    with _open_binary(path, compression) as raw:
+        return next(csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")), [])
+
+
 def _iter_file(path: str | Path, schema: Schema) -> Iterator[Example]:
     for row in read_rows(path):
         if row.error is not None:

@@ -63,9 +63,11 @@ def test_synthetic_file_metrics_equal_river_reading_the_same_file(tmp_path, caps
     path = tmp_path / "synthetic.csv"
     write_synthetic_csv(path)
     report = tmp_path / "report.json"
-    assert main(["replay", str(path), "--target", "label", "--lr", "0.05", "--report", str(report), "--every", "500"]) == 0
+    assert (
+        main(["replay", str(path), "--target", "label", "--lr", "0.05", "--report", str(report), "--every", "500"]) == 0
+    )
     summary = json.loads(report.read_text())["summary"]
-    converters = {"a": float, "b": float, "c": float, "label": lambda v: v == "1"}
+    converters: dict = {"a": float, "b": float, "c": float, "label": lambda v: v == "1"}
     data = stream.iter_csv(str(path), target="label", converters=converters)
     log_loss, accuracy = river_scores(data, LogisticRegression(lr=0.05))
     assert abs(summary["log_loss"] - log_loss) <= 1e-12 and abs(summary["accuracy"] - accuracy) <= 1e-12
@@ -100,7 +102,11 @@ def test_each_kind_of_malformed_row_is_skipped_with_its_line_and_reason(tmp_path
     skipped = [(item["line"], item["reason"]) for item in summary["first_skipped"]]
     assert skipped == [
         (3, "the row has 2 fields, the header has 3"),
-        (4, "field 'b' has the non-numeric value 'abc'; declare it categorical to one-hot encode it, or fix the producer"),
+        (
+            4,
+            "field 'b' has the non-numeric value 'abc'; declare it categorical to one-hot encode it, or fix the "
+            "producer",
+        ),
         (5, "the label 'label' has the value '', which is not binary (0/1 or false/true)"),
         (6, "the label 'label' has the value '7', which is not binary (0/1 or false/true)"),
         (7, "field 'a' has the value 'nan', which is not finite"),
@@ -184,7 +190,7 @@ def test_every_file_format_and_compression_gives_the_same_stream(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    records = [{"a": 0.1 * i, "color": ["red", "blue"][i % 2], "y": i % 3 == 0} for i in range(50)]
+    records: list[dict] = [{"a": 0.1 * i, "color": ["red", "blue"][i % 2], "y": i % 3 == 0} for i in range(50)]
     csv_text = "a,color,y\n" + "".join(f"{r['a']!r},{r['color']},{int(r['y'])}\n" for r in records)
     jsonl_text = "".join(json.dumps(r) + "\n" for r in records)
     (tmp_path / "d.csv").write_text(csv_text)
@@ -193,7 +199,7 @@ def test_every_file_format_and_compression_gives_the_same_stream(tmp_path):
     (tmp_path / "d.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(jsonl_text.encode()))
     pq.write_table(pa.Table.from_pylist(records), tmp_path / "d.parquet")
     expected = [({"a": r["a"], f"color={r['color']}": 1.0}, r["y"]) for r in records]
-    options = {"target": "y", "categorical": ["color"]}
+    options: dict = {"target": "y", "categorical": ["color"]}
     assert list(iter_csv(tmp_path / "d.csv", **options)) == expected
     assert list(iter_csv(tmp_path / "d.csv.gz", **options)) == expected
     assert list(iter_jsonl(tmp_path / "d.jsonl.bz2", **options)) == expected
