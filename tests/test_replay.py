@@ -209,3 +209,30 @@ def test_every_file_format_and_compression_gives_the_same_stream(tmp_path):
     with pytest.raises(SchemaError, match="line 2: field 'color' has the non-numeric value 'red'"):
         list(iter_csv(tmp_path / "d.csv", target="y"))
     assert [row.line for row in read_rows(tmp_path / "d.csv")][:3] == [2, 3, 4]
+
+
+def test_the_fast_path_hands_over_to_the_row_path_at_a_bad_row_with_the_same_result(tmp_path):
+    """A file bigger than one columnar block (4 MiB) whose bad row is in its second block."""
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(120_000, 3))
+    y = (rng.random(120_000) < 0.5).astype(int)
+    lines = ["a,b,c,label"] + [f"{a!r},{b!r},{c!r},{t}" for (a, b, c), t in zip(X.tolist(), y, strict=True)]
+    bad = 110_000  # data row index; its line number is bad + 2
+    lines[bad + 1] = "1.0,oops,2.0,1"
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert sum(len(line) + 1 for line in lines[: bad + 1]) > (1 << 22)  # the bad row is past the first block
+    report, saved = tmp_path / "report.json", tmp_path / "model.json"
+    assert main(["replay", str(path), "--target", "label", "--report", str(report), "--save", str(saved)]) == 0
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["records_skipped"] == 1 and summary["first_skipped"][0]["line"] == bad + 2
+    expected = LogisticRegression()
+    ours_metrics = ProgressiveMetrics()
+    for i, ((a, b, c), t) in enumerate(zip(X.tolist(), y, strict=True)):
+        if i != bad:
+            p = expected.predict_proba_one({"a": a, "b": b, "c": c})[True]
+            ours_metrics.update(np.array([p]), np.array([float(t)]))
+            expected.learn_one({"a": a, "b": b, "c": c}, bool(t))
+    model = LogisticRegression.load(saved)
+    assert model.weights == expected.weights and model.intercept == expected.intercept
+    assert abs(summary["log_loss"] - ours_metrics.log_loss) <= 1e-12
