@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from stream_logreg import LogisticRegression
+
 DATASETS = ("phishing", "bananas", "shuttle")
 
 
@@ -49,6 +51,25 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
     broker.add_argument("--data-dir", default=None, help="keep the broker's data here (default: a temporary folder)")
 
+    consume = commands.add_parser("consume", help="the live learner: consume a topic, learn, checkpoint, commit")
+    consume.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT")
+    consume.add_argument("--topic", required=True)
+    consume.add_argument("--group-id", required=True)
+    consume.add_argument("--target", required=True, help="the label's field in each JSON record")
+    consume.add_argument("--checkpoint-dir", required=True, help="where checkpoints are kept")
+    consume.add_argument("--checkpoint-every", type=int, default=10_000, help="records between checkpoints")
+    consume.add_argument("--checkpoint-interval", type=float, default=30.0, help="seconds between checkpoints")
+    consume.add_argument("--predictions-topic", help="publish each prediction here")
+    consume.add_argument("--dead-letter-topic", help="send records that cannot be learned here")
+    consume.add_argument("--metrics-port", type=int, default=9108, help="Prometheus port (0: none)")
+    add_model_options(consume)
+    consume.add_argument("--max-records", type=int, help="stop after consuming this many records")
+    consume.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
+
+    inspect = commands.add_parser("inspect", help="print the newest checkpoint in a checkpoint folder")
+    inspect.add_argument("checkpoint_dir")
+    inspect.add_argument("--top", type=int, default=10, help="how many of the largest weights to show")
+
     produce = commands.add_parser("produce", help="send each row of a file or bundled data set to a topic as JSON")
     produce.add_argument("path", nargs="?", help="a .csv or .jsonl file (optionally .gz)")
     produce.add_argument("--topic", required=True)
@@ -75,6 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             from stream_logreg.replay_cli import run_replay
 
             return run_replay(args)
+        if args.command == "consume":
+            return run_consume(args)
+        if args.command == "inspect":
+            return run_inspect(args.checkpoint_dir, args.top)
         if args.command == "broker":
             return run_broker(args.port, args.data_dir)
         if args.command == "produce":
@@ -83,6 +108,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stream-logreg {args.command}: {e}", file=sys.stderr)
         return 2
     raise AssertionError(args.command)  # argparse only lets known commands through
+
+
+def run_consume(args: argparse.Namespace) -> int:
+    import logging
+
+    from consumers.service import ConsumerService, ServiceConfig, install_signal_handlers
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        LogisticRegression(lr=args.lr, l2=args.l2, intercept_lr=args.intercept_lr)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    config = ServiceConfig(
+        bootstrap_servers=args.bootstrap_servers, topic=args.topic, group_id=args.group_id, target=args.target,
+        checkpoint_dir=Path(args.checkpoint_dir), checkpoint_every=args.checkpoint_every,
+        checkpoint_interval=args.checkpoint_interval, predictions_topic=args.predictions_topic,
+        dead_letter_topic=args.dead_letter_topic, metrics_port=args.metrics_port, lr=args.lr, l2=args.l2,
+        intercept_lr=args.intercept_lr, max_records=args.max_records, idle_timeout=args.idle_timeout,
+    )  # fmt: skip
+    service = ConsumerService(config)
+    install_signal_handlers(service)
+    return service.run()
+
+
+def run_inspect(folder: str, top: int) -> int:
+    from consumers.checkpoints import CheckpointStore
+
+    if not Path(folder).is_dir():
+        raise UsageError(f"{folder} is not a folder; pass the service's --checkpoint-dir")
+    checkpoint = CheckpointStore(folder).latest()
+    if checkpoint is None:
+        raise UsageError(f"{folder} holds no valid checkpoint")
+    progress, model = checkpoint.progress, checkpoint.model
+    metrics = progress["metrics"]
+    counters = progress["counters"]
+    print(f"checkpoint        {checkpoint.path} (version {checkpoint.version})")
+    print(f"records learned   {counters['learned']:,} (consumed {counters['consumed']:,}, "
+          f"dead letters {counters['dead_lettered']:,})")  # fmt: skip
+    print(f"next offsets      {', '.join(f'{p}: {o}' for p, o in progress['offsets'].items()) or '-'}")
+    accuracy = metrics["correct"] / metrics["n"] if metrics["n"] else float("nan")
+    print(f"log loss          {metrics['log_loss']:.6f}")
+    print(f"accuracy          {accuracy:.4%}")
+    print(f"intercept         {model.intercept:.6g}")
+    weights = sorted(model.weights.items(), key=lambda item: -abs(item[1]))[:top]
+    for name, weight in weights:
+        print(f"  {weight:+.6g}  {name}")
+    return 0
 
 
 def run_broker(port: int | None, data_dir: str | None) -> int:

@@ -1,0 +1,357 @@
+"""The run loop: decode, predict, score, learn, checkpoint, and only then commit.
+
+Exactly-once model state: the checkpoint (model, metrics, next offset of each partition)
+is the truth. Offsets are committed to Kafka only after the checkpoint that covers them is
+on disk, and the commit's metadata names this instance and checkpoint. When a partition
+is assigned, the service starts it from its own checkpoint's offset if the last commit
+was its own (so a crash, or a damaged newest checkpoint, replays exactly what the model
+has not seen), or from the later of the two if another instance committed since (it
+learned those records). Every record therefore changes exactly one model exactly once.
+
+Dead letters and predictions are produced at least once: after a crash, those sent
+since the last checkpoint are sent again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from consumers.checkpoints import CheckpointStore
+from consumers.telemetry import Telemetry
+from stream_logreg import LogisticRegression
+from stream_logreg.decode import Schema, SchemaError, make_decoder
+from stream_logreg.evaluate import ProgressiveMetrics
+
+log = logging.getLogger("consumers")
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Everything the service is told, fixed at start."""
+
+    bootstrap_servers: str
+    topic: str
+    group_id: str
+    target: str
+    checkpoint_dir: Path
+    checkpoint_every: int = 10_000
+    checkpoint_interval: float = 30.0
+    predictions_topic: str | None = None
+    dead_letter_topic: str | None = None
+    metrics_port: int = 9108
+    lr: float = 0.01
+    l2: float = 0.0
+    intercept_lr: float = 0.01
+    max_records: int | None = None
+    idle_timeout: float | None = None
+    keep_checkpoints: int = 3
+    max_poll_records: int = 1000
+
+
+def event(name: str, **fields: Any) -> None:
+    """One structured log line (JSON) on stderr."""
+    print(json.dumps({"ts": round(time.time(), 3), "event": name, **fields}, default=str), file=sys.stderr, flush=True)
+
+
+class ConsumerService:
+    """One instance of the live learner. ``run()`` returns the process exit status."""
+
+    def __init__(self, config: ServiceConfig) -> None:
+        self.config = config
+        self.store = CheckpointStore(config.checkpoint_dir, keep=config.keep_checkpoints)
+        self.schema = Schema(config.target)
+        self.decode = make_decoder("json")
+        self.lock = threading.Lock()
+        self.stop_requested = False
+        self.pending_assignment: set[Any] = set()
+        restored = self.store.latest()
+        if restored is None:
+            self.model = LogisticRegression(lr=config.lr, l2=config.l2, intercept_lr=config.intercept_lr)
+            self.metrics = ProgressiveMetrics()
+            self.positions: dict[int, int] = {}
+            self.counters: dict[str, Any] = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
+            self.checkpoint_version = 0
+        else:
+            progress = restored.progress
+            self.model = restored.model
+            self.metrics = ProgressiveMetrics.from_state(progress["metrics"])
+            self.positions = {int(p): int(o) for p, o in progress["offsets"].items()}
+            self.counters = progress["counters"]
+            self.checkpoint_version = restored.version
+        self.since_checkpoint = 0
+        self.last_checkpoint = time.monotonic()
+        self.telemetry = Telemetry(self)
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        from kafka import KafkaConsumer
+
+        config = self.config
+        event("start", topic=config.topic, group=config.group_id, instance=self.store.instance_id,
+              checkpoint=self.checkpoint_version, learned=self.counters["learned"], offsets=self.positions)  # fmt: skip
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=config.bootstrap_servers,
+            group_id=config.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=config.max_poll_records,
+            reconnect_backoff_max_ms=5000,
+            # A crashed instance's partitions move to the others after 6 s, not Kafka's default 45 s.
+            session_timeout_ms=6000,
+            heartbeat_interval_ms=1500,
+        )
+        self.producer = self._producer()
+        self.consumer.subscribe([config.topic], listener=_Rebalance(self))
+        self.telemetry.serve(config.metrics_port)
+        consumed_this_run, last_record = 0, None
+        while not self.stop_requested:
+            batch = self.consumer.poll(timeout_ms=200)
+            with self.lock:
+                placed, self.pending_assignment = self.pending_assignment, set()
+            self._place(placed)
+            if placed:
+                last_record = time.monotonic()  # the idle clock starts when partitions arrive
+            with self.lock:
+                for tp, messages in batch.items():
+                    if tp.partition in placed or tp not in self.consumer.assignment():
+                        continue  # fetched before this partition's start was decided; it is fetched again
+                    if config.max_records is not None:
+                        messages = messages[: config.max_records - consumed_this_run]
+                    self._process(tp.partition, messages)
+                    consumed_this_run += len(messages)
+                    if messages:
+                        last_record = time.monotonic()
+                if self._checkpoint_due() and (offsets := self._checkpoint()):
+                    self.consumer.commit_async(offsets, callback=_log_commit)  # sent in order, not awaited
+            self.telemetry.update()
+            if config.max_records is not None and consumed_this_run >= config.max_records:
+                break
+            idle = last_record is not None and time.monotonic() - last_record > (config.idle_timeout or math.inf)
+            if idle:
+                event("idle", seconds=config.idle_timeout)
+                break
+        with self.lock:
+            offsets = self._checkpoint()
+        if offsets:
+            try:
+                self.consumer.commit(offsets)
+            except Exception as e:
+                event("commit_failed", error=str(e))
+        self.consumer.close(autocommit=False)
+        if self.producer is not None:
+            self.producer.close()
+        event("stop", checkpoint=self.checkpoint_version, learned=self.counters["learned"],
+              dead_lettered=self.counters["dead_lettered"], offsets=self.positions)  # fmt: skip
+        return 0
+
+    def _producer(self) -> Any:
+        if not (self.config.predictions_topic or self.config.dead_letter_topic):
+            return None
+        from kafka import KafkaProducer
+
+        return KafkaProducer(bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=20)
+
+    def _process(self, partition: int, messages: list[Any]) -> None:
+        xs: list[dict[str, float]] = []
+        ys: list[bool] = []
+        kept: list[Any] = []
+        for message in messages:
+            try:
+                if message.value is None:
+                    raise SchemaError("the message has no value (a tombstone)")
+                x, y = self.schema.decode(self.decode(message.value))
+            except SchemaError as e:
+                self._dead_letter(message, str(e))
+                continue
+            xs.append(x)
+            ys.append(y)
+            kept.append(message)
+        self.counters["consumed"] += len(messages)
+        if xs:
+            self._learn(partition, xs, ys, kept)
+        if messages:
+            self.positions[partition] = messages[-1].offset + 1
+            self.since_checkpoint += len(messages)
+
+    def _learn(self, partition: int, xs: list[dict[str, float]], ys: list[bool], messages: list[Any]) -> None:
+        version = self.model.n_steps
+        try:
+            probas = self.model.learn_batch(xs, ys)
+        except (TypeError, ValueError):  # a record the model refuses (an overflowing margin): one by one
+            for x, y, message in zip(xs, ys, messages, strict=True):
+                try:
+                    p = self.model.predict_proba_one(x)[True]
+                    self.model.learn_one(x, y)
+                except (TypeError, ValueError) as e:
+                    self._dead_letter(message, str(e))
+                    continue
+                self._learned(partition, [x], [y], [message], np.array([p]), self.model.n_steps - 1)
+            return
+        self._learned(partition, xs, ys, messages, probas, version)
+
+    def _learned(
+        self, partition: int, xs: list, ys: list[bool], messages: list, probas: np.ndarray, version: int
+    ) -> None:
+        self.metrics.update(probas, np.array(ys, dtype=np.float64))
+        self.counters["learned"] += len(xs)
+        by_partition = self.counters["by_partition"]
+        by_partition[str(partition)] = by_partition.get(str(partition), 0) + len(xs)
+        if self.config.predictions_topic:
+            for i, (message, p) in enumerate(zip(messages, probas.tolist(), strict=True)):
+                value = {
+                    "partition": partition,
+                    "offset": message.offset,
+                    "probability": p,
+                    "model_version": version + i,
+                }
+                self.producer.send(self.config.predictions_topic, value=json.dumps(value).encode(), key=message.key)
+
+    def _dead_letter(self, message: Any, reason: str) -> None:
+        self.counters["dead_lettered"] += 1
+        if self.config.dead_letter_topic:
+            headers = [
+                ("reason", reason.encode()),
+                ("source_topic", message.topic.encode()),
+                ("source_partition", str(message.partition).encode()),
+                ("source_offset", str(message.offset).encode()),
+            ]
+            self.producer.send(self.config.dead_letter_topic, value=message.value, key=message.key, headers=headers)
+        else:
+            event("dead_letter", partition=message.partition, offset=message.offset, reason=reason)
+
+    # -- checkpoints and commits ------------------------------------------------------------
+
+    def _checkpoint_due(self) -> bool:
+        if self.since_checkpoint == 0:
+            return False
+        return (
+            self.since_checkpoint >= self.config.checkpoint_every
+            or time.monotonic() - self.last_checkpoint >= self.config.checkpoint_interval
+        )
+
+    def _checkpoint(self, partitions: set[int] | None = None) -> dict[Any, Any] | None:
+        """Write a checkpoint (call with self.lock held); return the offsets it covers for
+        ``partitions`` (default: the ones owned), ready to commit. None when the dead
+        letters could not be flushed: then nothing is checkpointed, and it is tried later.
+        """
+
+        if self.producer is not None:
+            try:
+                self.producer.flush(timeout=10)
+            except Exception as e:  # the broker is away: keep going, checkpoint later
+                event("checkpoint_postponed", reason=f"the producer could not flush: {e}")
+                return None
+        checkpoint = self.store.write(
+            self.model,
+            {
+                "instance": self.store.instance_id,
+                "topic": self.config.topic,
+                "offsets": {str(p): o for p, o in sorted(self.positions.items())},
+                "counters": self.counters,
+                "metrics": self.metrics.to_state(),
+            },
+        )
+        self.checkpoint_version = checkpoint.version
+        self.since_checkpoint, self.last_checkpoint = 0, time.monotonic()
+        event("checkpoint", version=checkpoint.version, learned=self.counters["learned"], offsets=self.positions)
+        return self._offsets(partitions)
+
+    def _offsets(self, partitions: set[int] | None = None) -> dict[Any, Any]:
+        """The last checkpoint's offsets for ``partitions`` (default: the ones owned), to commit."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        if partitions is None:
+            partitions = {tp.partition for tp in self.consumer.assignment()}
+        metadata = f"{self.store.instance_id}:{self.checkpoint_version}"
+        return {
+            TopicPartition(self.config.topic, p): OffsetAndMetadata(o, metadata, -1)
+            for p, o in self.positions.items()
+            if p in partitions
+        }
+
+    def _place(self, partitions: set[int]) -> None:
+        """Decide where each newly assigned partition starts, and seek there (main thread,
+        without the lock: it waits on the broker)."""
+        from kafka.structs import TopicPartition
+
+        for partition in sorted(partitions):
+            tp = TopicPartition(self.config.topic, partition)
+            committed = self.consumer.committed(tp, metadata=True)
+            mine = self.positions.get(partition)
+            if committed is None or committed.offset is None or committed.offset < 0:
+                start = mine
+            elif str(committed.metadata).startswith(self.store.instance_id + ":"):
+                start = mine if mine is not None else committed.offset
+            else:
+                start = max(committed.offset, mine or 0)
+            if start is None:
+                start = self.consumer.beginning_offsets([tp])[tp]
+            self.consumer.seek(tp, start)
+            self.positions[partition] = start
+            event("assigned", partition=partition, start=start, committed=committed and committed.offset, mine=mine)
+
+
+def _log_commit(offsets: Any, response: Any) -> None:
+    if isinstance(response, Exception):
+        event("commit_failed", error=str(response))
+
+
+try:
+    from kafka import AsyncConsumerRebalanceListener
+except ImportError:  # pragma: no cover - kafka-python < 3
+    AsyncConsumerRebalanceListener = object  # type: ignore[assignment,misc]
+
+
+class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on kafka-python's IO thread: checkpoint and commit what is revoked (waiting
+    for the batch in hand), and hand new partitions to the main loop to place."""
+
+    def __init__(self, service: ConsumerService) -> None:
+        self.service = service
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        service = self.service
+        if not revoked:
+            return
+        with service.lock:  # waits for the batch in hand
+            event("rebalance", revoked=sorted(tp.partition for tp in revoked))
+            partitions = {tp.partition for tp in revoked}
+            offsets = service._checkpoint(partitions) if service.since_checkpoint else service._offsets(partitions)
+            future = service.consumer.commit_async(offsets) if offsets else None
+        if future is not None:
+            try:
+                await future
+            except Exception as e:
+                event("commit_failed", error=str(e))
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        with self.service.lock:
+            event("rebalance", assigned=sorted(tp.partition for tp in assigned))
+            self.service.pending_assignment |= {tp.partition for tp in assigned}
+
+
+def install_signal_handlers(service: ConsumerService) -> None:
+    """SIGTERM or Ctrl-C: finish the batch in hand, checkpoint, commit, exit 0. Ctrl-C
+    again: exit at once (nothing is committed past the last checkpoint)."""
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if service.stop_requested and signum == signal.SIGINT:
+            os._exit(130)
+        service.stop_requested = True
+        event("signal", signal=signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)

@@ -1,0 +1,307 @@
+"""The live consumer service against a real broker: crashes, signals, poison, restarts, groups."""
+
+import json
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from consumers.checkpoints import CheckpointStore
+from stream_logreg import LogisticRegression
+from stream_logreg.broker import LocalKafka, free_port
+from stream_logreg.cli import ensure_topic
+from stream_logreg.evaluate import ProgressiveMetrics
+
+
+def records(n: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        x = {f"f{j}": rng.gauss(0, 1) for j in range(5)}
+        out.append({**x, "label": int(rng.random() < 1 / (1 + pow(2.718281828, -(x["f0"] - x["f1"]))))})
+    return out
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], partitions: int = 1, keys=None) -> None:
+    ensure_topic(bootstrap, topic, partitions)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    for i, value in enumerate(values):
+        producer.send(topic, value=value, key=None if keys is None else keys[i])
+    producer.flush()
+    producer.close()
+
+
+def produce_slowly(bootstrap: str, topic: str, values: list[bytes], rate: float, partitions: int = 1, keys=None):
+    """Produce in a background thread at ``rate`` records/s (a live stream); returns the thread."""
+    ensure_topic(bootstrap, topic, partitions)
+
+    def send() -> None:
+        producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+        began = time.monotonic()
+        for i, value in enumerate(values):
+            producer.send(topic, value=value, key=None if keys is None else keys[i])
+            delay = began + (i + 1) / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        producer.flush()
+        producer.close()
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def start(bootstrap: str, topic: str, group: str, folder: Path, *extra: str, port: int = 0) -> subprocess.Popen:
+    command = [
+        sys.executable, "-m", "stream_logreg.cli", "consume", "--bootstrap-servers", bootstrap, "--topic", topic,
+        "--group-id", group, "--target", "label", "--checkpoint-dir", str(folder), "--metrics-port", str(port),
+        *extra,
+    ]  # fmt: skip
+    log = open(folder.with_suffix(".log"), "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(command, stdout=log, stderr=log)
+
+
+def latest(folder: Path):
+    return CheckpointStore(folder).latest() if folder.exists() else None
+
+
+def wait_until(condition, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def learned(folder: Path) -> int:
+    checkpoint = latest(folder)
+    return checkpoint.progress["counters"]["learned"] if checkpoint else 0
+
+
+def expected(data: list[dict]) -> tuple[LogisticRegression, ProgressiveMetrics]:
+    import numpy as np
+
+    model, metrics = LogisticRegression(), ProgressiveMetrics()
+    for record in data:
+        x = {k: float(v) for k, v in record.items() if k != "label"}
+        metrics.update(np.array([model.predict_proba_one(x)[True]]), np.array([float(record["label"])]))
+        model.learn_one(x, bool(record["label"]))
+    return model, metrics
+
+
+def assert_exact(folder: Path, data: list[dict]) -> None:
+    checkpoint = latest(folder)
+    assert checkpoint is not None
+    model, metrics = expected(data)
+    got = checkpoint.model
+    assert max(abs(got.weights[k] - model.weights[k]) for k in model.weights) <= 1e-12
+    assert abs(got.intercept - model.intercept) <= 1e-12 and got.n_steps == model.n_steps
+    assert checkpoint.progress["counters"]["learned"] == len(data)
+    assert abs(checkpoint.progress["metrics"]["log_loss"] - metrics.log_loss) <= 1e-12
+    assert checkpoint.progress["metrics"]["correct"] == metrics.correct
+
+
+def committed(bootstrap: str, group: str, topic: str, partition: int = 0):
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return consumer.committed(TopicPartition(topic, partition), metadata=True)
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_sigkill_at_three_random_moments_then_the_model_is_exact(kafka_bootstrap, topic, tmp_path):
+    data = records(20_000, seed=1)
+    stream = produce_slowly(kafka_bootstrap, topic, [json.dumps(r).encode() for r in data], rate=1500)
+    folder = tmp_path / "checkpoints"
+    options = ("--checkpoint-every", "300", "--idle-timeout", "5")
+    rng = random.Random(7)
+    moments = sorted(rng.uniform(1.0, 12.0) for _ in range(3))
+    began, kills = time.monotonic(), []
+    process = start(kafka_bootstrap, topic, "crash", folder, *options)
+    for moment in moments:
+        time.sleep(max(began + moment - time.monotonic(), 0.0))
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL
+        kills.append(learned(folder))
+        process = start(kafka_bootstrap, topic, "crash", folder, *options)
+    stream.join()
+    assert process.wait(timeout=120) == 0
+    assert kills[-1] < 20_000, f"the stream was over before the last kill: {kills}"
+    assert_exact(folder, data)
+
+
+def test_sigterm_writes_a_final_checkpoint_commits_and_exits_0(kafka_bootstrap, topic, tmp_path):
+    data = records(3000, seed=2)
+    produce(kafka_bootstrap, topic, [json.dumps(r).encode() for r in data])
+    folder = tmp_path / "checkpoints"
+    process = start(kafka_bootstrap, topic, "term", folder, "--checkpoint-every", "1000000")
+    log = folder.with_suffix(".log")
+    wait_until(lambda: log.exists() and b'"event": "assigned"' in log.read_bytes())
+    time.sleep(1.5)
+    process.send_signal(signal.SIGTERM)
+    began = time.monotonic()
+    assert process.wait(timeout=30) == 0
+    assert time.monotonic() - began < 10
+    checkpoint = latest(folder)
+    assert checkpoint is not None
+    offset = checkpoint.progress["offsets"]["0"]
+    assert offset == checkpoint.progress["counters"]["learned"] > 0
+    commit = committed(kafka_bootstrap, "term", topic)
+    assert commit.offset == offset and commit.metadata == f"{CheckpointStore(folder).instance_id}:{checkpoint.version}"
+
+
+POISON_KINDS = [
+    (b'{"f0": 1.0, "label": ', "invalid JSON"),
+    (b'{"f0": 1.0}', "the label field 'label' is missing"),
+    (b'{"f0": 1.0, "label": 7}', "which is not binary"),
+    (b'{"f0": "nan", "label": 1}', "which is not finite"),
+    (b'{"f0": "abc", "label": 1}', "non-numeric value 'abc'"),
+    (b'{"f0": "", "label": 0}', "is empty"),
+]
+
+
+def test_poison_records_go_to_the_dead_letter_topic_and_are_never_learned(kafka_bootstrap, topic, tmp_path):
+    data = records(5000, seed=3)
+    values: list[bytes] = []
+    valid: list[dict] = []
+    expected_reasons: dict[int, str] = {}
+    for i, record in enumerate(data):
+        if i % 100 == 50:  # 1%
+            raw, reason = POISON_KINDS[(i // 100) % len(POISON_KINDS)]
+            expected_reasons[len(values)] = reason
+            values.append(raw)
+        else:
+            valid.append(record)
+            values.append(json.dumps(record).encode())
+    produce(kafka_bootstrap, topic, values)
+    folder, dead = tmp_path / "checkpoints", f"{topic}-dead"
+    process = start(kafka_bootstrap, topic, "poison", folder, "--dead-letter-topic", dead, "--idle-timeout", "3")
+    assert process.wait(timeout=120) == 0
+    assert_exact(folder, valid)
+    assert latest(folder).progress["counters"]["dead_lettered"] == 50  # type: ignore[union-attr]
+    consumer = KafkaConsumer(dead, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=10_000)  # fmt: skip
+    letters = list(consumer)
+    consumer.close()
+    assert len(letters) == 50
+    for letter in letters:
+        headers = {k: v.decode() for k, v in letter.headers}
+        offset = int(headers["source_offset"])
+        assert headers["source_topic"] == topic and headers["source_partition"] == "0"
+        assert letter.value == values[offset] and expected_reasons[offset] in headers["reason"]
+
+
+def test_a_broker_restart_mid_stream_loses_and_repeats_nothing(tmp_path, topic):
+    data = records(10_000, seed=4)
+    values = [json.dumps(r).encode() for r in data]
+    with LocalKafka(data_dir=tmp_path / "kafka") as kafka:
+        produce(kafka.bootstrap_servers, topic, values[:6000])
+        folder = tmp_path / "checkpoints"
+        process = start(kafka.bootstrap_servers, topic, "restart", folder, "--checkpoint-every", "200",
+                        "--idle-timeout", "20")  # fmt: skip
+        wait_until(lambda: learned(folder) >= 6000)
+        kafka.stop()
+        time.sleep(3)
+        kafka.start()
+        produce(kafka.bootstrap_servers, topic, values[6000:])  # the stream goes on after the restart
+        assert process.wait(timeout=180) == 0
+        assert process.poll() == 0
+    assert_exact(folder, data)
+    log = folder.with_suffix(".log").read_bytes()
+    assert log.count(b'"event": "start"') == 1  # the same process rode out the restart
+
+
+def test_two_instances_split_the_partitions_and_learn_each_record_once(kafka_bootstrap, topic, tmp_path):
+    data = records(8000, seed=5)
+    keys = [str(i % 97).encode() for i in range(len(data))]
+    values = [json.dumps(r).encode() for r in data]
+    stream = produce_slowly(kafka_bootstrap, topic, values, rate=800, partitions=2, keys=keys)
+    a, b = tmp_path / "a", tmp_path / "b"
+    first = start(kafka_bootstrap, topic, "pair", a, "--checkpoint-every", "100", "--idle-timeout", "8")
+    second = start(kafka_bootstrap, topic, "pair", b, "--checkpoint-every", "100", "--idle-timeout", "8")
+    wait_until(lambda: learned(a) > 0 and learned(b) > 0)
+    first.send_signal(signal.SIGTERM)  # midway: the stream is still flowing
+    assert first.wait(timeout=60) == 0
+    stream.join()
+    assert second.wait(timeout=180) == 0
+    ends = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
+    end_offsets = ends.end_offsets([TopicPartition(topic, p) for p in (0, 1)])
+    ends.close()
+    counts = {tp.partition: offset for tp, offset in end_offsets.items()}
+    assert sum(counts.values()) == 8000
+    per_instance = [latest(folder).progress["counters"]["by_partition"] for folder in (a, b)]  # type: ignore[union-attr]
+    assert all(per_instance), per_instance  # both learned something
+    for partition, total in counts.items():
+        assert sum(p.get(str(partition), 0) for p in per_instance) == total, (per_instance, counts)
+        commit = committed(kafka_bootstrap, "pair", topic, partition)
+        assert commit.offset == total
+        assert commit.metadata.startswith(CheckpointStore(b).instance_id)  # the survivor committed last
+        assert latest(b).progress["offsets"][str(partition)] == commit.offset  # type: ignore[union-attr]
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(kafka_bootstrap, topic, tmp_path):
+    data = records(6000, seed=6)
+    produce(kafka_bootstrap, topic, [json.dumps(r).encode() for r in data])
+    folder = tmp_path / "checkpoints"
+    first = start(kafka_bootstrap, topic, "damaged", folder, "--checkpoint-every", "1000", "--max-records", "2500")
+    assert first.wait(timeout=120) == 0
+    newest = latest(folder)
+    assert newest is not None and newest.progress["offsets"]["0"] == 2500
+    newest.path.write_text(newest.path.read_text()[:100])  # truncated
+    previous = latest(folder)
+    assert previous is not None and previous.progress["offsets"]["0"] < 2500
+    again = start(kafka_bootstrap, topic, "damaged", folder, "--idle-timeout", "3")
+    assert again.wait(timeout=120) == 0
+    assert b"skipping a damaged checkpoint" in folder.with_suffix(".log").read_bytes()
+    assert_exact(folder, data)
+
+
+def test_the_metrics_endpoint_serves_the_named_metrics(kafka_bootstrap, topic, tmp_path):
+    data = records(3000, seed=8)
+    produce(kafka_bootstrap, topic, [json.dumps(r).encode() for r in data] + [b"not json"])
+    folder, port = tmp_path / "checkpoints", free_port()
+    process = start(kafka_bootstrap, topic, "metrics", folder, "--checkpoint-every", "500", port=port)
+
+    def scrape() -> dict[str, float]:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("stream_logreg_")}  # fmt: skip
+
+    def done() -> bool:
+        try:
+            return scrape().get("stream_logreg_records_consumed_total", 0) == 3001
+        except OSError:
+            return False
+
+    wait_until(done)
+    values = scrape()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    assert values["stream_logreg_records_learned_total"] == 3000
+    assert values["stream_logreg_records_dead_lettered_total"] == 1
+    assert values["stream_logreg_model_version"] == 3000
+    assert values['stream_logreg_lag{partition="0"}'] == 0
+    assert 0.0 < values['stream_logreg_log_loss{window="cumulative"}'] < 0.7
+    assert 0.5 < values['stream_logreg_accuracy{window="cumulative"}'] <= 1.0
+    assert 0.5 < values['stream_logreg_accuracy{window="rolling"}'] <= 1.0
+    assert values["stream_logreg_seconds_since_checkpoint"] >= 0.0
+    assert values["stream_logreg_checkpoint_version"] >= 1
+    assert "stream_logreg_records_per_second" in values
+
+
+@pytest.mark.parametrize("folder", ["missing", "empty"])
+def test_inspect_errors(tmp_path, capsys, folder):
+    from stream_logreg.cli import main
+
+    if folder == "empty":
+        (tmp_path / "empty").mkdir()
+    assert main(["inspect", str(tmp_path / folder)]) == 2
+    assert capsys.readouterr().err.startswith("stream-logreg inspect: ")
