@@ -266,7 +266,8 @@ class ConsumerService:
         )
         self.checkpoint_version = checkpoint.version
         self.since_checkpoint, self.last_checkpoint = 0, time.monotonic()
-        event("checkpoint", version=checkpoint.version, learned=self.counters["learned"], offsets=self.positions)
+        event("checkpoint", version=checkpoint.version, learned=self.counters["learned"], offsets=self.positions,
+              rss_mb=round(_resident_mb(), 1))  # fmt: skip
         return self._offsets(partitions)
 
     def _offsets(self, partitions: set[int] | None = None) -> dict[Any, Any]:
@@ -302,6 +303,15 @@ class ConsumerService:
             self.consumer.seek(tp, start)
             self.positions[partition] = start
             event("assigned", partition=partition, start=start, committed=committed and committed.offset, mine=mine)
+
+
+def _resident_mb() -> float:
+    """This process's resident memory in MB (Linux /proc; 0 elsewhere)."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
 
 
 def _log_commit(offsets: Any, response: Any) -> None:

@@ -88,6 +88,13 @@ class Schema:
         if self.target not in record:
             raise SchemaError(f"the label field {self.target!r} is missing; every record needs one")
         y = parse_label(self.target, record[self.target])
+        if self.features is None and not self.drop and not self.categorical:
+            # The common case, fast: every feature already a float, all finite (a finite sum
+            # proves it; an overflowing one just takes the careful path below).
+            x = dict(record)
+            del x[self.target]
+            if set(map(type, x.values())) <= {float} and math.isfinite(sum(x.values())):
+                return x, y
         names = self.features if self.features is not None else record.keys()
         x: dict[str, float] = {}
         for name in names:
