@@ -91,10 +91,10 @@ class Schema:
         if self.features is None and not self.drop and not self.categorical:
             # The common case, fast: every feature already a float, all finite (a finite sum
             # proves it; an overflowing one just takes the careful path below).
-            x = dict(record)
-            del x[self.target]
-            if set(map(type, x.values())) <= {float} and math.isfinite(sum(x.values())):
-                return x, y
+            plain = dict(record)
+            del plain[self.target]
+            if set(map(type, plain.values())) <= {float} and math.isfinite(sum(plain.values())):
+                return plain, y
         names = self.features if self.features is not None else record.keys()
         x: dict[str, float] = {}
         for name in names:
