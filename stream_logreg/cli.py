@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import csv
 import gzip
+import os
 import signal
 import sys
 import time
@@ -51,20 +52,35 @@ def build_parser() -> argparse.ArgumentParser:
     broker.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
     broker.add_argument("--data-dir", default=None, help="keep the broker's data here (default: a temporary folder)")
 
-    consume = commands.add_parser("consume", help="the live learner: consume a topic, learn, checkpoint, commit")
-    consume.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT")
-    consume.add_argument("--topic", required=True)
-    consume.add_argument("--group-id", required=True)
-    consume.add_argument("--target", required=True, help="the label's field in each JSON record")
-    consume.add_argument("--checkpoint-dir", required=True, help="where checkpoints are kept")
-    consume.add_argument("--checkpoint-every", type=int, default=10_000, help="records between checkpoints")
-    consume.add_argument("--checkpoint-interval", type=float, default=30.0, help="seconds between checkpoints")
-    consume.add_argument("--predictions-topic", help="publish each prediction here")
-    consume.add_argument("--dead-letter-topic", help="send records that cannot be learned here")
-    consume.add_argument("--metrics-port", type=int, default=9108, help="Prometheus port (0: none)")
-    add_model_options(consume)
-    consume.add_argument("--max-records", type=int, help="stop after consuming this many records")
-    consume.add_argument("--idle-timeout", type=float, help="stop after this many seconds without a record")
+    consume = commands.add_parser(
+        "consume",
+        help="the live learner: consume a topic, learn, checkpoint, commit",
+        description="Every flag can also be set by an environment variable STREAM_LOGREG_<FLAG> "
+        "(for example STREAM_LOGREG_BOOTSTRAP_SERVERS); a flag given on the command line wins.",
+    )
+    option = env_options(consume)
+    option("--bootstrap-servers", required=True, metavar="HOST:PORT")
+    option("--topic", required=True)
+    option("--group-id", required=True)
+    option("--target", required=True, help="the label's field in each JSON record")
+    option("--checkpoint-dir", required=True, help="where checkpoints are kept")
+    option("--checkpoint-every", type=int, default=10_000, help="records between checkpoints")
+    option("--checkpoint-interval", type=float, default=30.0, help="seconds between checkpoints")
+    option("--predictions-topic", help="publish each prediction here")
+    option("--dead-letter-topic", help="send records that cannot be learned here")
+    option("--metrics-port", type=int, default=9108, help="Prometheus port (0: none)")
+    option("--lr", type=float, default=0.01, help="learning rate of the weights (default 0.01)")
+    option("--l2", type=float, default=0.0, help="L2 penalty (default 0)")
+    option("--intercept-lr", type=float, default=0.01, help="learning rate of the intercept")
+    option("--max-records", type=int, help="stop after consuming this many records")
+    option("--idle-timeout", type=float, help="stop after this many seconds without a record")
+
+    demo = commands.add_parser("demo", help="watch a model learn live from a local Kafka stream (Java + Maven)")
+    demo.add_argument("--dataset", choices=DATASETS, default="phishing", help="the bundled data set to stream")
+    demo.add_argument("--rate", type=float, default=250.0, help="records per second (default 250)")
+    demo.add_argument("--records", type=int, default=2500, help="records to stream; the data set repeats")
+    demo.add_argument("--keep-broker", action="store_true", help="leave the local broker running at the end")
+    demo.add_argument("--out", default="stream-logreg-demo", help="folder for checkpoints, log and the PNG")
 
     inspect = commands.add_parser("inspect", help="print the newest checkpoint in a checkpoint folder")
     inspect.add_argument("checkpoint_dir")
@@ -80,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--rate", type=float, default=None, metavar="N", help="send at most N records per second")
     produce.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created (default 1)")
     return parser
+
+
+def env_options(parser: argparse.ArgumentParser) -> Any:
+    """add_argument, with the default taken from $STREAM_LOGREG_<FLAG> when that is set."""
+
+    def option(flag: str, **kwargs: Any) -> None:
+        value = os.environ.get("STREAM_LOGREG_" + flag.lstrip("-").upper().replace("-", "_"))
+        if value is not None:
+            kwargs["default"], kwargs["required"] = value, False
+        parser.add_argument(flag, **kwargs)
+
+    return option
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -98,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_replay(args)
         if args.command == "consume":
             return run_consume(args)
+        if args.command == "demo":
+            from stream_logreg.demo import run_demo
+
+            return run_demo(args.dataset, args.rate, args.records, args.keep_broker, args.out)
         if args.command == "inspect":
             return run_inspect(args.checkpoint_dir, args.top)
         if args.command == "broker":
