@@ -57,6 +57,7 @@ class ServiceConfig:
     max_records: int | None = None
     idle_timeout: float | None = None
     keep_checkpoints: int = 3
+    curve_every: int = 1000
     max_poll_records: int = 1000
 
 
@@ -79,7 +80,7 @@ class ConsumerService:
         restored = self.store.latest()
         if restored is None:
             self.model = LogisticRegression(lr=config.lr, l2=config.l2, intercept_lr=config.intercept_lr)
-            self.metrics = ProgressiveMetrics()
+            self.metrics = ProgressiveMetrics(every=config.curve_every)
             self.positions: dict[int, int] = {}
             self.counters: dict[str, Any] = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
             self.checkpoint_version = 0

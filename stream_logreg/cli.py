@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--intercept-lr", type=float, default=0.01, help="learning rate of the intercept")
     option("--max-records", type=int, help="stop after consuming this many records")
     option("--idle-timeout", type=float, help="stop after this many seconds without a record")
+    option("--curve-every", type=int, default=1000, help="records between learning-curve points in checkpoints")
 
     demo = commands.add_parser("demo", help="watch a model learn live from a local Kafka stream (Java + Maven)")
     demo.add_argument("--dataset", choices=DATASETS, default="phishing", help="the bundled data set to stream")
@@ -158,6 +159,7 @@ def run_consume(args: argparse.Namespace) -> int:
         checkpoint_interval=args.checkpoint_interval, predictions_topic=args.predictions_topic,
         dead_letter_topic=args.dead_letter_topic, metrics_port=args.metrics_port, lr=args.lr, l2=args.l2,
         intercept_lr=args.intercept_lr, max_records=args.max_records, idle_timeout=args.idle_timeout,
+        curve_every=args.curve_every,
     )  # fmt: skip
     service = ConsumerService(config)
     install_signal_handlers(service)

@@ -89,7 +89,8 @@ def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir
             [sys.executable, "-m", "stream_logreg.cli", "consume", "--bootstrap-servers", bootstrap, "--topic", topic,
              "--group-id", f"{topic}-learner", "--target", "label", "--checkpoint-dir", str(checkpoints),
              "--checkpoint-every", "500", "--checkpoint-interval", "5", "--metrics-port", str(port),
-             "--dead-letter-topic", f"{topic}-dead-letters", "--lr", "0.05", "--intercept-lr", "0.05"],
+             "--dead-letter-topic", f"{topic}-dead-letters", "--lr", "0.05", "--intercept-lr", "0.05",
+             "--curve-every", "100"],
             stdout=subprocess.DEVNULL, stderr=(folder / "service.log").open("wb"),
         )  # fmt: skip
         stack.callback(service.kill)  # a no-op once it has exited
@@ -97,7 +98,6 @@ def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir
         producer = threading.Thread(target=stream, args=(bootstrap, topic, dataset, records, rate, sent), daemon=True)
         producer.start()
         print(f"streaming {records:,} records of {dataset} into {topic} at {rate:,.0f}/s; Ctrl-C stops", flush=True)
-        curve: list[dict[str, float]] = []
         values: dict[str, Any] = {}
         try:
             while True:
@@ -114,11 +114,6 @@ def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir
                     f"log loss {loss:.4f} | accuracy {accuracy:.2%} | dead letters {dead:,.0f}"
                 )
                 print("\r" + line if interactive else line, end="" if interactive else "\n", flush=True)
-                if learned:
-                    rolling_loss = values.get('stream_logreg_log_loss{window="rolling"}', loss)
-                    rolling_accuracy = values.get('stream_logreg_accuracy{window="rolling"}', accuracy)
-                    curve.append({"records": learned, "log_loss": loss, "accuracy": accuracy,
-                                  "rolling_log_loss": rolling_loss, "rolling_accuracy": rolling_accuracy})  # fmt: skip
                 if not producer.is_alive() and learned + dead >= sent[0]:
                     break
                 if service.poll() is not None:
@@ -137,7 +132,8 @@ def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir
 
         final = CheckpointStore(checkpoints).latest()
         png = folder / "learning-curve.png"
-        if curve:
+        curve = final.progress["metrics"]["curve"] if final else []
+        if curve:  # the service's own curve: a point every 100 records, cumulative and rolling
             plot_curve(curve, str(png), title=f"Live learning from Kafka: {dataset}")
         counters = final.progress["counters"] if final else {"learned": 0, "dead_lettered": 0, "consumed": 0}
         metrics = final.progress["metrics"] if final else {"log_loss": float("nan"), "correct": 0, "n": 0}
