@@ -146,6 +146,7 @@ class ConsumerService:
                 break
         with self.lock:
             offsets = self._checkpoint()
+        self.telemetry.update(force=True)
         if offsets:
             try:
                 self.consumer.commit(offsets)

@@ -37,19 +37,24 @@ class Telemetry:
         self.learned.inc(counters["learned"])
         self.dead.inc(counters["dead_lettered"])
         self._rate_mark = (time.monotonic(), counters["learned"])
+        self._updated = 0.0
 
     def serve(self, port: int) -> None:
         """Serve /metrics on ``port`` (0: do not serve)."""
         if port:
             start_http_server(port, registry=self.registry)
 
-    def update(self) -> None:
+    def update(self, force: bool = False) -> None:
+        """Refresh the metrics from the service (at most once a second unless ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._updated < 1.0:
+            return
+        self._updated = now
         service, counters = self.service, self.service.counters
         for name, counter, key in (("consumed", self.consumed, "consumed"), ("learned", self.learned, "learned"),
                                    ("dead", self.dead, "dead_lettered")):  # fmt: skip
             counter.inc(counters[key] - self._seen[name])
             self._seen[name] = counters[key]
-        now = time.monotonic()
         then, learned_then = self._rate_mark
         if now - then >= 1.0:
             self.rate.set((counters["learned"] - learned_then) / (now - then))
