@@ -80,7 +80,7 @@ class ConsumerService:
         restored = self.store.latest()
         if restored is None:
             self.model = LogisticRegression(lr=config.lr, l2=config.l2, intercept_lr=config.intercept_lr)
-            self.metrics = ProgressiveMetrics(every=config.curve_every)
+            self.metrics = ProgressiveMetrics(every=config.curve_every, curve_limit=1000)
             self.positions: dict[int, int] = {}
             self.counters: dict[str, Any] = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
             self.checkpoint_version = 0
@@ -115,6 +115,7 @@ class ConsumerService:
             heartbeat_interval_ms=1500,
         )
         self.producer = self._producer()
+        LogisticRegression().learn_batch([{"warm-up": 1.0}], [True])  # load the compiled kernel before joining
         self.consumer.subscribe([config.topic], listener=_Rebalance(self))
         self.telemetry.serve(config.metrics_port)
         consumed_this_run, last_record = 0, None

@@ -67,11 +67,12 @@ def exact_roc_auc(probas: np.ndarray, labels: np.ndarray) -> float:
 class ProgressiveMetrics:
     """Progressive-validation metrics, cumulative and rolling, with a learning curve."""
 
-    def __init__(self, window: int = 1000, every: int = 1000) -> None:
+    def __init__(self, window: int = 1000, every: int = 1000, curve_limit: int | None = None) -> None:
         if window < 1 or every < 1:
             raise ValueError(f"window and every must be >= 1, got window={window}, every={every}")
         self.window = window
         self.every = every
+        self.curve_limit = curve_limit  # keep only the newest points (a service that runs for ever)
         self.n = 0
         self.log_loss = 0.0
         self.correct = 0
@@ -115,6 +116,8 @@ class ProgressiveMetrics:
             self._update_chunk(probas[start:stop], labels[start:stop])
             if self.n % self.every == 0:
                 self.curve.append(self.point())
+                if self.curve_limit is not None and len(self.curve) > self.curve_limit:
+                    del self.curve[0]
             start = stop
 
     def _update_chunk(self, probas: np.ndarray, labels: np.ndarray) -> None:
@@ -148,6 +151,7 @@ class ProgressiveMetrics:
         return {
             "window": self.window,
             "every": self.every,
+            "curve_limit": self.curve_limit,
             "n": self.n,
             "log_loss": self.log_loss,
             "correct": self.correct,
@@ -162,7 +166,7 @@ class ProgressiveMetrics:
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> ProgressiveMetrics:
         """Rebuild from :meth:`to_state`'s output."""
-        metrics = cls(window=state["window"], every=state["every"])
+        metrics = cls(window=state["window"], every=state["every"], curve_limit=state.get("curve_limit"))
         metrics.n, metrics.log_loss, metrics.correct = state["n"], state["log_loss"], state["correct"]
         for name in ("positive_bins", "negative_bins"):
             bins = getattr(metrics, f"_{name}")

@@ -236,3 +236,13 @@ def test_the_fast_path_hands_over_to_the_row_path_at_a_bad_row_with_the_same_res
     model = LogisticRegression.load(saved)
     assert model.weights == expected.weights and model.intercept == expected.intercept
     assert abs(summary["log_loss"] - ours_metrics.log_loss) <= 1e-12
+
+
+def test_a_long_running_curve_keeps_only_its_newest_points():
+    metrics = ProgressiveMetrics(window=10, every=10, curve_limit=3)
+    rng = np.random.default_rng(0)
+    metrics.update(rng.random(100), (rng.random(100) < 0.5).astype(float))
+    assert [point["records"] for point in metrics.curve] == [80, 90, 100]
+    restored = ProgressiveMetrics.from_state(metrics.to_state())
+    restored.update(rng.random(10), np.ones(10))
+    assert [point["records"] for point in restored.curve] == [90, 100, 110]
