@@ -7,9 +7,9 @@ label, and keeps:
 - cumulative log loss and accuracy, computed exactly as river's ``metrics.LogLoss`` and
   ``metrics.Accuracy`` do (same clamping to [1e-15, 1 - 1e-15], same running mean), so
   they equal ``river.evaluate.progressive_val_score`` on the same data and model;
-- cumulative ROC AUC from two histograms of the predicted probability (10,000 bins per
-  class, ties within a bin counted half), within ~1e-4 of the exact value; river's own
-  ``metrics.ROCAUC`` is likewise an approximation (10 thresholds by default);
+- cumulative ROC AUC computed as river's ``metrics.ROCAUC()`` does (confusion counts at 10
+  thresholds, trapezoidal area), so it equals river's too; like river's, it approximates
+  the exact ROC AUC (a few 1e-3 off on typical data), in constant memory;
 - log loss, accuracy and exact ROC AUC over a rolling window of the last ``window`` records;
 - a learning curve: all of the above every ``every`` records.
 
@@ -32,8 +32,11 @@ from typing import Any
 
 import numpy as np
 
-BINS = 10_000
 _EPS = 1e-15
+# river's ROCAUC(n_thresholds=10) thresholds, built the same way.
+THRESHOLDS = [i / 9 for i in range(10)]
+THRESHOLDS[0] -= 1e-7
+THRESHOLDS[-1] += 1e-7
 
 
 def _losses(probas: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -76,8 +79,11 @@ class ProgressiveMetrics:
         self.n = 0
         self.log_loss = 0.0
         self.correct = 0
-        self._positive_bins = np.zeros(BINS, dtype=np.int64)
-        self._negative_bins = np.zeros(BINS, dtype=np.int64)
+        # Per threshold: positives and negatives predicted above it; and the totals.
+        self._positives_above = np.zeros(len(THRESHOLDS), dtype=np.int64)
+        self._negatives_above = np.zeros(len(THRESHOLDS), dtype=np.int64)
+        self._positives = 0
+        self._negatives = 0
         self._recent_probas = np.zeros(0)
         self._recent_labels = np.zeros(0)
         self.curve: list[dict[str, float]] = []
@@ -88,13 +94,15 @@ class ProgressiveMetrics:
 
     @property
     def roc_auc(self) -> float:
-        """Cumulative ROC AUC from the probability histograms."""
-        pos, neg = self._positive_bins, self._negative_bins
-        total_pos, total_neg = int(pos.sum()), int(neg.sum())
-        if total_pos == 0 or total_neg == 0:
-            return math.nan
-        below = np.cumsum(neg) - neg
-        return float(np.sum(pos * (below + 0.5 * neg))) / (total_pos * total_neg)
+        """Cumulative ROC AUC, as river's ``metrics.ROCAUC()`` computes it (0 before any record)."""
+        from scipy import integrate
+
+        def rate(above: int, total: int) -> float:
+            return above / total if total else 0.0
+
+        tprs = [rate(int(tp), self._positives) for tp in self._positives_above]
+        fprs = [rate(int(fp), self._negatives) for fp in self._negatives_above]
+        return float(-integrate.trapezoid(x=fprs, y=tprs))
 
     def rolling(self) -> dict[str, float]:
         """Log loss, accuracy and exact ROC AUC over the last ``window`` records."""
@@ -126,10 +134,12 @@ class ProgressiveMetrics:
         mean, n = running_mean(_losses(probas, labels), self.log_loss, self.n)
         self.log_loss, self.n = float(mean), int(n)
         self.correct += int(np.sum(_hits(probas, labels)))
-        bins = np.minimum((probas * BINS).astype(np.int64), BINS - 1)
         positive = labels == 1.0
-        self._positive_bins += np.bincount(bins[positive], minlength=BINS)
-        self._negative_bins += np.bincount(bins[~positive], minlength=BINS)
+        above = probas[:, None] > np.array(THRESHOLDS)
+        self._positives_above += above[positive].sum(axis=0)
+        self._negatives_above += above[~positive].sum(axis=0)
+        self._positives += int(positive.sum())
+        self._negatives += int((~positive).sum())
         self._recent_probas = np.concatenate([self._recent_probas, probas])[-self.window :]
         self._recent_labels = np.concatenate([self._recent_labels, labels])[-self.window :]
 
@@ -155,8 +165,10 @@ class ProgressiveMetrics:
             "n": self.n,
             "log_loss": self.log_loss,
             "correct": self.correct,
-            "positive_bins": _sparse_counts(self._positive_bins),
-            "negative_bins": _sparse_counts(self._negative_bins),
+            "positives_above": self._positives_above.tolist(),
+            "negatives_above": self._negatives_above.tolist(),
+            "positives": self._positives,
+            "negatives": self._negatives,
             "recent_probas": self._recent_probas.tolist(),
             "recent_labels": self._recent_labels.tolist(),
             "curve": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in p.items()}
@@ -168,18 +180,13 @@ class ProgressiveMetrics:
         """Rebuild from :meth:`to_state`'s output."""
         metrics = cls(window=state["window"], every=state["every"], curve_limit=state.get("curve_limit"))
         metrics.n, metrics.log_loss, metrics.correct = state["n"], state["log_loss"], state["correct"]
-        for name in ("positive_bins", "negative_bins"):
-            bins = getattr(metrics, f"_{name}")
-            for index, count in state[name]:
-                bins[index] = count
+        metrics._positives_above = np.array(state["positives_above"], dtype=np.int64)
+        metrics._negatives_above = np.array(state["negatives_above"], dtype=np.int64)
+        metrics._positives, metrics._negatives = state["positives"], state["negatives"]
         metrics._recent_probas = np.array(state["recent_probas"], dtype=np.float64)
         metrics._recent_labels = np.array(state["recent_labels"], dtype=np.float64)
         metrics.curve = [{k: (math.nan if v is None else v) for k, v in p.items()} for p in state["curve"]]
         return metrics
-
-
-def _sparse_counts(bins: np.ndarray) -> list[list[int]]:
-    return [[int(i), int(bins[i])] for i in np.flatnonzero(bins)]
 
 
 def plot_curve(curve: list[dict[str, float]], path: str, title: str = "Progressive validation") -> None:
