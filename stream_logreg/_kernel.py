@@ -4,8 +4,9 @@ Both forms apply, for each row in order, the step of ``LogisticRegression.learn_
 z from the weights before the step; p = g(z) kept in ``probas`` (the prediction before
 learning, for progressive validation); e = clip(w (g(z) - y)); b -= intercept_lr(t) e;
 coef[c] -= lr(t) (e x_c + l2 coef[c]) for each column c present in the row; t += 1.
-A learning rate is ``base / (t + 1) ** power`` (power 0: a constant), as river's
-``Constant`` and ``InverseScaling`` schedulers compute it.
+``probas`` may be empty when those are not wanted. A learning rate is
+``base / (t + 1) ** power`` (power 0: a constant), as river's ``Constant`` and
+``InverseScaling`` schedulers compute it.
 
 They stop before a row whose margin is not finite (absurdly large features) and return
 its index, so that the caller can undo the batch; otherwise they return -1.
@@ -42,6 +43,7 @@ def learn_dense(X, y, w, cols, coef, state, lr, lr_power, intercept_lr, intercep
     ``state`` is a float64 array [intercept, t], read and updated in place.
     """
     intercept, t = state[0], np.int64(state[1])
+    keep = probas.shape[0] > 0
     n, d = X.shape
     for i in range(n):
         z = 0.0
@@ -50,7 +52,8 @@ def learn_dense(X, y, w, cols, coef, state, lr, lr_power, intercept_lr, intercep
         z += intercept
         if not math.isfinite(z):
             return i
-        probas[i] = _sigmoid(z)
+        if keep:
+            probas[i] = _sigmoid(z)
         g = _log_loss_gradient(z, y[i]) * w[i]
         if g > clip:
             g = clip
@@ -83,6 +86,7 @@ def learn_csr(
     ``state`` is a float64 array [intercept, t], read and updated in place.
     """
     mapped = lookup.shape[0] > 0
+    keep = probas.shape[0] > 0
     intercept, t = state[0], np.int64(state[1])
     for i in range(indptr.shape[0] - 1):
         start, stop = indptr[i], indptr[i + 1]
@@ -93,7 +97,8 @@ def learn_csr(
         z += intercept
         if not math.isfinite(z):
             return i
-        probas[i] = _sigmoid(z)
+        if keep:
+            probas[i] = _sigmoid(z)
         g = _log_loss_gradient(z, y[i]) * w[i]
         if g > clip:
             g = clip

@@ -252,14 +252,21 @@ class LogisticRegression(base.MiniBatchClassifier):
             self._learn_sparse(X, y, w)
             return
         values, columns = check_frame(X)
-        self.learn_array(values, columns, check_labels(y, len(values)), check_sample_weights(w, len(values)))
+        labels, weights = check_labels(y, len(values)), check_sample_weights(w, len(values))
+        self.learn_array(values, columns, labels, weights, return_probas=False)
 
     def learn_array(
-        self, values: np.ndarray, columns: Sequence[Any], labels: np.ndarray, weights: np.ndarray | None = None
+        self,
+        values: np.ndarray,
+        columns: Sequence[Any],
+        labels: np.ndarray,
+        weights: np.ndarray | None = None,
+        return_probas: bool = True,
     ) -> np.ndarray:
         """Learn the rows of a float64 array whose columns are the features ``columns``, in
         row order, with labels (0.0/1.0) and sample weights already checked; return the
-        probability predicted for each row before it was learned.
+        probability predicted for each row before it was learned (an empty array when
+        ``return_probas`` is False, which saves a little time).
 
         The path ``learn_many`` and file replays take; values must be finite (a bad row
         raises and changes nothing).
@@ -276,7 +283,7 @@ class LogisticRegression(base.MiniBatchClassifier):
         from stream_logreg import _kernel
 
         saved = self._coef[cols]
-        probas = np.empty(len(values))
+        probas = np.empty(len(values) if return_probas else 0)
         state = np.array([self.intercept, self._n_steps], dtype=np.float64)
         bad_row = _kernel.learn_dense(
             values, labels, weights, cols, self._coef, state, *schedules, self.l2,
