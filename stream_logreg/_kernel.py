@@ -36,6 +36,17 @@ def _rate(base, power, t):
     return base / math.pow(t + 1.0, power)
 
 
+@njit(cache=True, inline="always")
+def _clipped_gradient(z, y, w, clip):
+    """w (g(z) - y), clipped to [-clip, clip]."""
+    g = _log_loss_gradient(z, y) * w
+    if g > clip:
+        return clip
+    if g < -clip:
+        return -clip
+    return g
+
+
 @njit(cache=True)
 def learn_dense(X, y, w, cols, coef, state, lr, lr_power, intercept_lr, intercept_lr_power, l2, clip, probas):
     """Learn the rows of X (n x d); column j of X is coef[cols[j]].
@@ -54,11 +65,7 @@ def learn_dense(X, y, w, cols, coef, state, lr, lr_power, intercept_lr, intercep
             return i
         if keep:
             probas[i] = _sigmoid(z)
-        g = _log_loss_gradient(z, y[i]) * w[i]
-        if g > clip:
-            g = clip
-        elif g < -clip:
-            g = -clip
+        g = _clipped_gradient(z, y[i], w[i], clip)
         eta = _rate(lr, lr_power, t)
         intercept -= _rate(intercept_lr, intercept_lr_power, t) * g
         if l2 != 0.0:
@@ -99,11 +106,7 @@ def learn_csr(
             return i
         if keep:
             probas[i] = _sigmoid(z)
-        g = _log_loss_gradient(z, y[i]) * w[i]
-        if g > clip:
-            g = clip
-        elif g < -clip:
-            g = -clip
+        g = _clipped_gradient(z, y[i], w[i], clip)
         eta = _rate(lr, lr_power, t)
         intercept -= _rate(intercept_lr, intercept_lr_power, t) * g
         for k in range(start, stop):
