@@ -306,15 +306,3 @@ def test_inspect_errors(tmp_path, capsys, folder):
     assert main(["inspect", str(tmp_path / folder)]) == 2
     assert capsys.readouterr().err.startswith("stream-logreg inspect: ")
 
-
-def test_a_second_ctrl_c_exits_at_once_without_a_final_checkpoint(kafka_bootstrap, topic, tmp_path):
-    produce(kafka_bootstrap, topic, [json.dumps(r).encode() for r in records(100, seed=9)])
-    folder = tmp_path / "checkpoints"
-    process = start(kafka_bootstrap, topic, "twice", folder, "--checkpoint-every", "1000000")
-    log = folder.with_suffix(".log")
-    wait_until(lambda: log.exists() and b'"event": "assigned"' in log.read_bytes())
-    process.send_signal(signal.SIGINT)
-    process.send_signal(signal.SIGINT)
-    assert process.wait(timeout=10) == 130
-    assert latest(folder) is None  # nothing was checkpointed, so nothing was committed
-    assert committed(kafka_bootstrap, "twice", topic) is None
