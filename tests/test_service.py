@@ -305,4 +305,3 @@ def test_inspect_errors(tmp_path, capsys, folder):
         (tmp_path / "empty").mkdir()
     assert main(["inspect", str(tmp_path / folder)]) == 2
     assert capsys.readouterr().err.startswith("stream-logreg inspect: ")
-
