@@ -305,3 +305,23 @@ def test_inspect_errors(tmp_path, capsys, folder):
         (tmp_path / "empty").mkdir()
     assert main(["inspect", str(tmp_path / folder)]) == 2
     assert capsys.readouterr().err.startswith("stream-logreg inspect: ")
+
+
+def test_signal_handlers_stop_gently_once_and_at_once_on_a_second_ctrl_c(monkeypatch):
+    """The handlers' logic (the real process-level behaviour is covered by the SIGTERM test)."""
+    import types
+
+    from consumers import service as service_module
+
+    installed: dict = {}
+    exits: list[int] = []
+    monkeypatch.setattr(service_module.signal, "signal", lambda sig, handler: installed.__setitem__(sig, handler))
+    monkeypatch.setattr(service_module.os, "_exit", exits.append)
+    fake = types.SimpleNamespace(stop_requested=False)
+    service_module.install_signal_handlers(fake)  # type: ignore[arg-type]
+    installed[signal.SIGTERM](signal.SIGTERM, None)
+    assert fake.stop_requested and exits == []
+    installed[signal.SIGTERM](signal.SIGTERM, None)
+    assert exits == []  # a repeated SIGTERM still waits for the final checkpoint
+    installed[signal.SIGINT](signal.SIGINT, None)
+    assert exits == [130]
