@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.checkpoints import CheckpointStore
 from consumers.telemetry import Telemetry
@@ -98,8 +100,6 @@ class ConsumerService:
     # -- the loop ---------------------------------------------------------------------------
 
     def run(self) -> int:
-        from kafka import KafkaConsumer
-
         config = self.config
         event("start", topic=config.topic, group=config.group_id, instance=self.store.instance_id,
               checkpoint=self.checkpoint_version, learned=self.counters["learned"], offsets=self.positions)  # fmt: skip
@@ -163,8 +163,6 @@ class ConsumerService:
     def _producer(self) -> Any:
         if not (self.config.predictions_topic or self.config.dead_letter_topic):
             return None
-        from kafka import KafkaProducer
-
         return KafkaProducer(bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=20)
 
     def _process(self, partition: int, messages: list[Any]) -> None:
@@ -275,8 +273,6 @@ class ConsumerService:
 
     def _offsets(self, partitions: set[int] | None = None) -> dict[Any, Any]:
         """The last checkpoint's offsets for ``partitions`` (default: the ones owned), to commit."""
-        from kafka.structs import OffsetAndMetadata, TopicPartition
-
         if partitions is None:
             partitions = {tp.partition for tp in self.consumer.assignment()}
         metadata = f"{self.store.instance_id}:{self.checkpoint_version}"
@@ -289,8 +285,6 @@ class ConsumerService:
     def _place(self, partitions: set[int]) -> None:
         """Decide where each newly assigned partition starts, and seek there (main thread,
         without the lock: it waits on the broker)."""
-        from kafka.structs import TopicPartition
-
         for partition in sorted(partitions):
             tp = TopicPartition(self.config.topic, partition)
             committed = self.consumer.committed(tp, metadata=True)
@@ -322,13 +316,7 @@ def _log_commit(offsets: Any, response: Any) -> None:
         event("commit_failed", error=str(response))
 
 
-try:
-    from kafka import AsyncConsumerRebalanceListener
-except ImportError:  # pragma: no cover - kafka-python < 3
-    AsyncConsumerRebalanceListener = object  # type: ignore[assignment,misc]
-
-
-class _Rebalance(AsyncConsumerRebalanceListener):  # type: ignore[misc]
+class _Rebalance(AsyncConsumerRebalanceListener):
     """Runs on kafka-python's IO thread: checkpoint and commit what is revoked (waiting
     for the batch in hand), and hand new partitions to the main loop to place."""
 
