@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -106,8 +107,12 @@ def check_sample_weights(ws: Any, n: int) -> np.ndarray:
     return weights
 
 
-def check_frame(X: Any) -> tuple[np.ndarray, list[Any]]:
-    """Return a DataFrame's values as a float64 array, and its column names."""
+def check_frame(X: Any, check_finite: bool = True) -> tuple[np.ndarray, list[Any]]:
+    """Return a DataFrame's values as a float64 array, and its column names.
+
+    ``check_finite=False`` leaves NaN and infinities to the caller (the kernel finds them
+    in the same pass that learns, and :func:`nonfinite_error` names them).
+    """
     import pandas as pd
 
     if not isinstance(X, pd.DataFrame):
@@ -122,13 +127,23 @@ def check_frame(X: Any) -> tuple[np.ndarray, list[Any]]:
                 "convert it to float (or one-hot encode it) first"
             )
     values = X.to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        row, col = np.argwhere(~np.isfinite(values))[0]
-        raise ValueError(
-            f"feature {columns[col]!r} has the value {float(values[row, col])!r} in row "
-            f"{X.index[row]!r}, which is not finite; drop or impute NaN and infinite values first"
-        )
+    if check_finite and not np.isfinite(values).all():
+        row = int(np.argwhere(~np.isfinite(values))[0][0])
+        error = nonfinite_error(columns, values[row], X.index[row])
+        assert error is not None
+        raise error
     return values, columns
+
+
+def nonfinite_error(columns: Sequence[Any], row: np.ndarray, row_name: Any) -> ValueError | None:
+    """The error for the first feature of ``row`` that is NaN or infinite (None if none is)."""
+    for column, value in zip(columns, row.tolist(), strict=True):
+        if not math.isfinite(value):
+            return ValueError(
+                f"feature {column!r} has the value {value!r} in row {row_name!r}, "
+                "which is not finite; drop or impute NaN and infinite values first"
+            )
+    return None
 
 
 def check_sparse(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -22,6 +22,7 @@ from stream_logreg._checks import (
     check_sample_weight,
     check_sample_weights,
     check_sparse,
+    nonfinite_error,
 )
 from stream_logreg._math import sigmoid
 from stream_logreg.exceptions import ModelFileError
@@ -201,16 +202,13 @@ class LogisticRegression(base.MiniBatchClassifier):
         except BaseException:
             self._forget_features_after(n_before)
             raise
-        return self._learn_csr(
-            indptr, indices, data, _NO_LOOKUP, indices, labels, weights, schedules, n_before, xs.__getitem__
-        )
+        return self._learn_csr(indptr, indices, data, indices, labels, weights, schedules, n_before, xs.__getitem__)
 
     def _learn_csr(
         self,
         indptr: np.ndarray,
         indices: np.ndarray,
         data: np.ndarray,
-        lookup: np.ndarray,
         touched: np.ndarray,
         labels: np.ndarray,
         weights: np.ndarray,
@@ -228,7 +226,7 @@ class LogisticRegression(base.MiniBatchClassifier):
         probas = np.empty(len(labels))
         state = np.array([self.intercept, self._n_steps], dtype=np.float64)
         bad_row = _kernel.learn_csr(
-            indptr, indices, data, lookup, labels, weights, self._coef, state, *schedules, self.l2,
+            indptr, indices, data, labels, weights, self._coef, state, *schedules, self.l2,
             float(self.clip_gradient), probas,
         )  # fmt: skip
         if bad_row >= 0:
@@ -251,9 +249,9 @@ class LogisticRegression(base.MiniBatchClassifier):
         if not _is_frame(X):
             self._learn_sparse(X, y, w)
             return
-        values, columns = check_frame(X)
+        values, columns = check_frame(X, check_finite=False)  # the kernel stops at NaN or inf
         labels, weights = check_labels(y, len(values)), check_sample_weights(w, len(values))
-        self.learn_array(values, columns, labels, weights, return_probas=False)
+        self.learn_array(values, columns, labels, weights, return_probas=False, row_names=X.index)
 
     def learn_array(
         self,
@@ -262,14 +260,16 @@ class LogisticRegression(base.MiniBatchClassifier):
         labels: np.ndarray,
         weights: np.ndarray | None = None,
         return_probas: bool = True,
+        row_names: Sequence[Any] | pd.Index | None = None,
     ) -> np.ndarray:
         """Learn the rows of a float64 array whose columns are the features ``columns``, in
         row order, with labels (0.0/1.0) and sample weights already checked; return the
         probability predicted for each row before it was learned (an empty array when
         ``return_probas`` is False, which saves a little time).
 
-        The path ``learn_many`` and file replays take; values must be finite (a bad row
-        raises and changes nothing).
+        The path ``learn_many`` and file replays take. A row with a NaN or infinite value,
+        or whose margin overflows, raises an error naming it (by ``row_names``, else its
+        position) and changes nothing.
         """
         if weights is None:
             weights = np.ones(len(values))
@@ -292,7 +292,10 @@ class LogisticRegression(base.MiniBatchClassifier):
         if bad_row >= 0:
             self._coef[cols] = saved
             self._forget_features_after(n_before)
-            raise _margin_error(dict(zip(columns, values[bad_row].tolist(), strict=True)))
+            row_name = bad_row if row_names is None else row_names[bad_row]
+            raise nonfinite_error(columns, values[bad_row], row_name) or _margin_error(
+                dict(zip(columns, values[bad_row].tolist(), strict=True))
+            )
         self.intercept, self._n_steps = float(state[0]), int(state[1])
         return probas
 
@@ -320,7 +323,8 @@ class LogisticRegression(base.MiniBatchClassifier):
         index.update(zip(new, range(len(index), len(index) + len(new)), strict=True))
         lookup = np.zeros(X.shape[1], dtype=np.int64)
         lookup[present] = np.fromiter(map(index.__getitem__, names), dtype=np.int64, count=len(names))
-        self._learn_csr(indptr, indices, data, lookup, lookup[present], labels, weights, schedules, n_before, row)
+        columns = lookup[indices]  # the model's column of each entry
+        self._learn_csr(indptr, columns, data, lookup[present], labels, weights, schedules, n_before, row)
 
     def _learn_one_by_one(self, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The path for schedulers the kernel cannot express: learn_one on each example.
@@ -460,9 +464,6 @@ def _kernel_rate(rate: Rate) -> tuple[float, float] | None:
     if type(rate) is schedulers.InverseScaling:
         return float(rate.learning_rate), float(rate.power)
     return None
-
-
-_NO_LOOKUP = np.zeros(0, dtype=np.int64)
 
 
 def _is_frame(X: Any) -> bool:

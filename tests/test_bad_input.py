@@ -121,3 +121,16 @@ def test_learn_many_with_one_bad_row_changes_nothing():
     with pytest.raises(TypeError, match="feature 'text' has dtype"):
         model.learn_many(X.assign(text=["a", "b", "c", "d"]).fillna(0.0), pd.Series([True] * 4))
     assert state(model) == before
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_learn_many_names_a_late_non_finite_value_by_its_row_label_and_changes_nothing(bad):
+    # The kernel finds the value after learning 900 rows; all of them are undone.
+    model = trained()
+    before = state(model)
+    values = np.random.default_rng(0).normal(size=(1000, 3))
+    values[900, 1] = bad
+    X = pd.DataFrame(values, columns=["popup_window", "new_a", "new_b"], index=[f"r{i}" for i in range(1000)])
+    with pytest.raises(ValueError, match=f"feature 'new_a' has the value {bad!r} in row 'r900', which is not finite"):
+        model.learn_many(X, pd.Series([True, False] * 500))
+    assert state(model) == before
