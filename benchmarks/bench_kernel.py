@@ -7,12 +7,13 @@
    versus river's learn_one on the same rows; plus a bound: a plain numba pass that only
    computes each row's dot product (no update), the least any exact per-row SGD must do.
 2. 1,000,000 rows x 30 non-zeros out of 2**20 columns (CSR): learn_many versus
-   scikit-learn's fit on the same matrix.
+   scikit-learn's fit on the same matrix, and a bound: a dot-product pass over the matrix.
 3. learn_batch on lists of 10-feature dicts (batches of 1000) versus river's learn_one on
    the same dicts.
-Each line prints examples/second (the best of 3 passes, each from a fresh model, for
-stream_logreg and scikit-learn; one pass for river), the ratio, and the max |difference|
-of the weights.
+Each line prints examples/second (for stream_logreg, scikit-learn and the bounds: the best
+of 7 rounds (3 for section 3), each round running each of them once from a fresh model, in turn; one pass for
+river), the ratio, and the max |difference| of the weights. Timings on a shared virtual
+machine vary by up to 2x from run to run; the rounds make a slow spell hit all alike.
 """
 
 from __future__ import annotations
@@ -36,11 +37,18 @@ LR = 0.01
 
 def timed(fn, repeat: int = 1) -> float:
     """The best of ``repeat`` timings of fn() (fn must start from a fresh state each call)."""
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
+    return best_of(repeat, fn)[0]
+
+
+def best_of(rounds: int, *fns) -> list[float]:
+    """The best time of each fn over ``rounds`` rounds, each round running every fn once in
+    turn, so that a slow spell of a shared machine hits every contender alike."""
+    best = [float("inf")] * len(fns)
+    for _ in range(rounds):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - start)
     return best
 
 
@@ -49,6 +57,17 @@ def sklearn_sgd() -> SGDClassifier:
         loss="log_loss", learning_rate="constant", eta0=LR, alpha=0.0, penalty=None,
         shuffle=False, max_iter=1, tol=None,
     )  # fmt: skip
+
+
+@njit(cache=True)
+def csr_dot_pass(indptr, indices, data, coef):
+    total = 0.0
+    for i in range(indptr.shape[0] - 1):
+        z = 0.0
+        for k in range(indptr[i], indptr[i + 1]):
+            z += coef[indices[k]] * data[k]
+        total += z
+    return total
 
 
 @njit(cache=True)
@@ -76,6 +95,7 @@ def warm_up() -> None:
     model.learn_many(scipy.sparse.csr_matrix(np.eye(2)), pd.Series([True, False]))
     model.learn_batch([{"a": 1.0}], [True])
     dot_pass(np.ones((2, 2)), np.ones(2))
+    csr_dot_pass(np.array([0, 1], dtype=np.int32), np.array([0], dtype=np.int32), np.ones(1), np.ones(1))
 
 
 def dense(rows: int, river_rows: int) -> None:
@@ -92,13 +112,12 @@ def dense(rows: int, river_rows: int) -> None:
         ours.__init__(lr=LR, intercept_lr=LR)  # type: ignore[misc]
         ours.learn_many(frame, labels)
 
-    t_ours = timed(fresh_pass, repeat=3)
-    coef = np.array(list(ours.weights.values()))
-    t_bound = timed(lambda: dot_pass(X, coef), repeat=3)
+    coef = np.ones(20)
     sk = sklearn_sgd()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        t_sk = timed(lambda: sk.fit(X, y), repeat=3)
+        t_ours, t_sk, t_bound = best_of(7, fresh_pass, lambda: sk.fit(X, y), lambda: dot_pass(X, coef))
+    coef = np.array(list(ours.weights.values()))
     sk_diff = max(np.max(np.abs(sk.coef_[0] - coef)), abs(sk.intercept_[0] - ours.intercept))
     dicts = frame.iloc[:river_rows].to_dict("records")
     river = linear_model.LogisticRegression()
@@ -107,7 +126,7 @@ def dense(rows: int, river_rows: int) -> None:
         for x, label in zip(dicts, y[:river_rows].tolist(), strict=True):
             river.learn_one(x, label)
 
-    t_river = timed(river_pass)
+    t_river = timed(river_pass, repeat=2)
     check = LogisticRegression(lr=LR, intercept_lr=LR)
     check.learn_many(frame.iloc[:river_rows], labels.iloc[:river_rows])
     river_diff = max(abs(river.weights[k] - v) for k, v in check.weights.items())
@@ -135,14 +154,17 @@ def sparse(rows: int) -> None:
         ours.__init__(lr=LR, intercept_lr=LR * 0.01)  # type: ignore[misc]
         ours.learn_many(X, series)
 
-    t_ours = timed(fresh_pass, repeat=3)
     sk = sklearn_sgd()
+    ones = np.ones(columns)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        t_sk = timed(lambda: sk.fit(X, y), repeat=3)
+        t_ours, t_sk, t_bound = best_of(
+            7, fresh_pass, lambda: sk.fit(X, y), lambda: csr_dot_pass(X.indptr, X.indices, X.data, ones)
+        )
     weights = ours.weights
     sk_diff = max(abs(sk.coef_[0][j] - weights.get(j, 0.0)) for j in range(columns))
     row("stream_logreg learn_many (scipy CSR in)", rows, t_ours)
+    row("bound: numba dot-product pass over the CSR, no update", rows, t_bound, t_ours)
     row("scikit-learn SGDClassifier.fit (same CSR)", rows, t_sk, t_ours, sk_diff)
 
 
@@ -154,27 +176,24 @@ def dict_batches(rows: int) -> None:
     print(f"\n3. {rows:,} dicts of 10 features\n")
     print("| what | examples/s | its time / stream_logreg's | max abs weight diff vs stream_logreg |")
     print("|---|---|---|---|")
-    ours = LogisticRegression()
+    ours, one, river = LogisticRegression(), LogisticRegression(), linear_model.LogisticRegression()
 
     def batches() -> None:
+        ours.__init__()  # type: ignore[misc]
         for start in range(0, rows, 1000):
             ours.learn_batch(dicts[start : start + 1000], labels[start : start + 1000])
 
-    t_ours = timed(batches)
-    river = linear_model.LogisticRegression()
-
-    def river_pass() -> None:
-        for x, label in zip(dicts, labels, strict=True):
-            river.learn_one(x, label)
-
-    t_river = timed(river_pass)
-    one = LogisticRegression()
-
     def one_by_one() -> None:
+        one.__init__()  # type: ignore[misc]
         for x, label in zip(dicts, labels, strict=True):
             one.learn_one(x, label)
 
-    t_one = timed(one_by_one)
+    def river_pass() -> None:
+        river.__init__()  # type: ignore[misc]
+        for x, label in zip(dicts, labels, strict=True):
+            river.learn_one(x, label)
+
+    t_ours, t_one, t_river = best_of(3, batches, one_by_one, river_pass)
     diff = max(abs(river.weights[k] - v) for k, v in ours.weights.items())
     row("stream_logreg learn_batch (1000 dicts per batch)", rows, t_ours)
     row("stream_logreg learn_one", rows, t_one, t_ours, 0.0 if one.weights == ours.weights else None)

@@ -319,12 +319,16 @@ class LogisticRegression(base.MiniBatchClassifier):
         present = _kernel.present_columns(indices, X.shape[1])
         names = present.tolist()
         index = self._index
-        new = [j for j in names if j not in index]
-        index.update(zip(new, range(len(index), len(index) + len(new)), strict=True))
-        lookup = np.zeros(X.shape[1], dtype=np.int64)
-        lookup[present] = np.fromiter(map(index.__getitem__, names), dtype=np.int64, count=len(names))
-        columns = lookup[indices]  # the model's column of each entry
-        self._learn_csr(indptr, columns, data, lookup[present], labels, weights, schedules, n_before, row)
+        new = [j for j in names if j not in index] if index else names
+        index.update(zip(new, range(n_before, n_before + len(new)), strict=True))
+        touched = np.fromiter(map(index.__getitem__, names), dtype=np.int64, count=len(names))
+        if np.array_equal(touched, present):  # column j is the model's column j (hashed features, say)
+            columns = indices
+        else:
+            lookup = np.zeros(X.shape[1], dtype=np.int64)
+            lookup[present] = touched
+            columns = lookup[indices]  # the model's column of each entry
+        self._learn_csr(indptr, columns, data, touched, labels, weights, schedules, n_before, row)
 
     def _learn_one_by_one(self, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The path for schedulers the kernel cannot express: learn_one on each example.
