@@ -1,6 +1,8 @@
 """Decoders and the schema: exact values, and one clear SchemaError per kind of bad record."""
 
 import msgpack
+import numpy as np
+import orjson
 import pytest
 
 from stream_logreg.decode import Schema, SchemaError, make_decoder
@@ -63,3 +65,107 @@ def test_iter_records_names_the_bad_record():
     assert next(stream) == ({"a": 1.0}, True)
     with pytest.raises(SchemaError, match="record 1: field 'a' has the value 'inf', which is not finite"):
         next(stream)
+
+
+# -- the C fast path for JSON batches ------------------------------------------------------
+
+NUMBER_TOKENS = [
+    "0", "-0", "1", "-1", "0.0", "-0.0", "1.0", "1e0", "10e-1", "0.5", "2", "17", "-3.25", "1E+2", "1e-2",
+    "123456789012345678", "-123456789012345678", "1234567890123456789", "99999999999999999999999",
+    "9007199254740993", "0.1", "2.2250738585072011e-308", "4.9e-324", "1e-320", "1e-400", "1.7976931348623157e308",
+    "1.8e308", "1e309", "-1e999", "01", "+1", ".5", "5.", "1e", "1.e3", "-", "NaN", "Infinity", "-Infinity",
+    '"1.5"', '"abc"', '""', "true", "false", "null", "[1]", '{"x": 1}', "0x10", "1_000",
+]  # fmt: skip
+KEYS = ["a", "b c", "x_1", "caf\u00e9", "a\\u0062", 'q\\"', "", "label"]
+
+
+def slow_decode(value: bytes, target: str = "label"):
+    """What the consumer's slow path gives: (x, y), or the SchemaError's message."""
+    try:
+        return Schema(target).decode(make_decoder("json")(value))
+    except SchemaError as e:
+        return str(e)
+
+
+def fast_decode(values: list, target: str = "label"):
+    from stream_logreg.decode import JsonRows
+
+    batch = JsonRows(target).decode(values)
+    return [
+        (dict(zip(batch.features, batch.values[i].tolist(), strict=True)), bool(batch.labels[i])) if ok else None
+        for i, ok in enumerate(batch.ok.tolist())
+    ]
+
+
+def bits(x: dict) -> list:
+    return [(name, value.hex()) for name, value in x.items()]
+
+
+def assert_fast_equals_slow(values: list) -> int:
+    """Every record the fast path takes equals the slow path's (x, y), keys in order and
+    every value to the bit; returns how many it took."""
+    taken = 0
+    for value, fast in zip(values, fast_decode(values), strict=True):
+        if fast is None:
+            continue
+        slow = slow_decode(value)
+        assert not isinstance(slow, str), (value, slow)
+        assert bits(fast[0]) == bits(slow[0]) and fast[1] == slow[1], value
+        taken += 1
+    return taken
+
+
+def test_json_fast_path_takes_plain_records_bit_for_bit():
+    rng = np.random.default_rng(7)
+    values = []
+    for _ in range(3000):
+        row = rng.normal(size=5) * 10.0 ** rng.integers(-300, 300, size=5)
+        fields = [f'"f{j}": {v!r}' for j, v in enumerate(row.tolist())]
+        fields.insert(int(rng.integers(0, 6)), f'"label": {int(rng.integers(0, 2))}')
+        values.append(("{" + ", ".join(fields) + "}").encode())
+    # Every record has its own label position, so each is decoded alone (its own layout).
+    assert sum(assert_fast_equals_slow([v]) for v in values) == len(values)
+    same_layout = [
+        orjson.dumps({"a": float(v), "b": int(v * 1e6), "label": i % 2}) for i, v in enumerate(rng.normal(size=500))
+    ]
+    assert assert_fast_equals_slow(same_layout) == 500
+
+
+def test_json_fast_path_leaves_every_other_form_to_the_slow_path():
+    rng = np.random.default_rng(8)
+    values = [b"", b"{}", b"[]", b"1", b"null", b'{"label": 1} x', b'{"label": 1,}', b'{"label" 1}', b"\xff\xfe",
+              b'{"label": 1, "label": 0}', b'{"a": 1, "a": 2, "label": 1}', b'\xef\xbb\xbf{"label": 1}']  # fmt: skip
+    for number in NUMBER_TOKENS:
+        for label in NUMBER_TOKENS:
+            values.append(f'{{"a": {number}, "label": {label}}}'.encode())
+    for key in KEYS:
+        values.append(f'{{"{key}": 1.5, "label": 1}}'.encode())
+    for _ in range(500):  # whitespace of every kind around every token
+        spaces = ["".join(rng.choice([" ", "\t", "\n", "\r"], size=int(rng.integers(0, 3)))) for _ in range(9)]
+        a, b, c, d, e, f, g, h, i = spaces
+        values.append(f'{a}{{{b}"a"{c}:{d}-1.25e-3{e},{f}"label"{g}:{h}1{i}}}{a}'.encode())
+    taken = sum(assert_fast_equals_slow([v]) for v in values)
+    # The plain forms among them were taken: the fast path is not a no-op.
+    assert taken >= 500 + 10
+    refused = [v for v in values if fast_decode([v]) == [None]]
+    assert b'{"a": 1e309, "label": 1}' in refused and b'{"a": NaN, "label": 1}' in refused
+    assert b'{"a": 1234567890123456789, "label": 1}' in refused and b'{"a": "1.5", "label": 1}' in refused
+    assert b'{"a": 1, "label": 2}' in refused and b'{"a": 1, "label": 0.5}' in refused
+
+
+def test_json_fast_path_in_a_batch_with_one_layout():
+    values = [
+        b'{"a": 1, "label": 1}',
+        None,
+        b'{"a": 2.5, "label": 0}',
+        b'{"b": 1, "label": 1}',
+        b'{"a": 3, "label": 1}',
+    ]
+    assert fast_decode(values) == [({"a": 1.0}, True), None, ({"a": 2.5}, False), None, ({"a": 3.0}, True)]
+    from stream_logreg.decode import JsonRows
+
+    rows = JsonRows("label")
+    rows.decode([b'{"a": 1, "label": 1}'])
+    # A batch whose first record is off the plain form keeps the last layout.
+    assert rows.decode([b'{"a": "1", "label": 1}', b'{"a": 2, "label": 0}']).ok.tolist() == [False, True]
+    assert JsonRows("label").decode([b'{"a": "1", "label": 1}']).ok.tolist() == [False]
