@@ -33,7 +33,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from consumers.checkpoints import CheckpointStore
 from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
-from stream_logreg.decode import Schema, SchemaError, make_decoder
+from stream_logreg.decode import JsonRows, Schema, SchemaError, make_decoder
 from stream_logreg.evaluate import ProgressiveMetrics
 
 log = logging.getLogger("consumers")
@@ -76,6 +76,7 @@ class ConsumerService:
         self.store = CheckpointStore(config.checkpoint_dir, keep=config.keep_checkpoints)
         self.schema = Schema(config.target)
         self.decode = make_decoder("json")
+        self.rows = JsonRows(config.target)
         self.lock = threading.Lock()
         self.stop_requested = False
         self.pending_assignment: set[Any] = set()
@@ -115,7 +116,10 @@ class ConsumerService:
             heartbeat_interval_ms=1500,
         )
         self.producer = self._producer()
-        LogisticRegression().learn_batch([{"warm-up": 1.0}], [True])  # load the compiled kernel before joining
+        # Load the compiled kernels (numba's disk cache) before joining the group.
+        LogisticRegression().learn_array(np.ones((1, 1)), ["warm-up"], np.ones(1))
+        LogisticRegression().learn_batch([{"warm-up": 1.0}], [True])
+        ProgressiveMetrics(every=1).update(np.ones(1), np.ones(1))
         self.consumer.subscribe([config.topic], listener=_Rebalance(self))
         self.telemetry.serve(config.metrics_port)
         consumed_this_run, last_record = 0, None
@@ -166,26 +170,43 @@ class ConsumerService:
         return KafkaProducer(bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=20)
 
     def _process(self, partition: int, messages: list[Any]) -> None:
-        xs: list[dict[str, float]] = []
-        ys: list[bool] = []
-        kept: list[Any] = []
-        for message in messages:
-            try:
-                if message.value is None:
-                    raise SchemaError("the message has no value (a tombstone)")
-                x, y = self.schema.decode(self.decode(message.value))
-            except SchemaError as e:
-                self._dead_letter(message, str(e))
-                continue
-            xs.append(x)
-            ys.append(y)
-            kept.append(message)
+        """Decode and learn the messages of one partition, in offset order: runs of plain
+        records through the dense kernel, any other record the careful way."""
+        batch = self.rows.decode([message.value for message in messages])
+        start = 0
+        for i in [*np.flatnonzero(~batch.ok).tolist(), len(messages)]:
+            if start < i:
+                self._learn_rows(partition, batch.features, batch.values[start:i], batch.labels[start:i],
+                                 messages[start:i])  # fmt: skip
+            if i < len(messages):
+                self._process_one(partition, messages[i])
+            start = i + 1
         self.counters["consumed"] += len(messages)
-        if xs:
-            self._learn(partition, xs, ys, kept)
         if messages:
             self.positions[partition] = messages[-1].offset + 1
             self.since_checkpoint += len(messages)
+
+    def _process_one(self, partition: int, message: Any) -> None:
+        try:
+            if message.value is None:
+                raise SchemaError("the message has no value (a tombstone)")
+            x, y = self.schema.decode(self.decode(message.value))
+        except SchemaError as e:
+            self._dead_letter(message, str(e))
+            return
+        self._learn(partition, [x], [y], [message])
+
+    def _learn_rows(
+        self, partition: int, features: list[str], values: np.ndarray, labels: np.ndarray, messages: list[Any]
+    ) -> None:
+        version = self.model.n_steps
+        try:
+            probas = self.model.learn_array(values, features, labels)
+        except ValueError:  # a margin overflows: the careful way finds and dead-letters the record
+            xs = [dict(zip(features, row, strict=True)) for row in values.tolist()]
+            self._learn(partition, xs, [label == 1.0 for label in labels.tolist()], messages)
+            return
+        self._learned(partition, labels, messages, probas, version)
 
     def _learn(self, partition: int, xs: list[dict[str, float]], ys: list[bool], messages: list[Any]) -> None:
         version = self.model.n_steps
@@ -199,17 +220,15 @@ class ConsumerService:
                 except (TypeError, ValueError) as e:
                     self._dead_letter(message, str(e))
                     continue
-                self._learned(partition, [x], [y], [message], np.array([p]), self.model.n_steps - 1)
+                self._learned(partition, np.array([float(y)]), [message], np.array([p]), self.model.n_steps - 1)
             return
-        self._learned(partition, xs, ys, messages, probas, version)
+        self._learned(partition, np.array(ys, dtype=np.float64), messages, probas, version)
 
-    def _learned(
-        self, partition: int, xs: list, ys: list[bool], messages: list, probas: np.ndarray, version: int
-    ) -> None:
-        self.metrics.update(probas, np.array(ys, dtype=np.float64))
-        self.counters["learned"] += len(xs)
+    def _learned(self, partition: int, labels: np.ndarray, messages: list, probas: np.ndarray, version: int) -> None:
+        self.metrics.update(probas, labels)
+        self.counters["learned"] += len(messages)
         by_partition = self.counters["by_partition"]
-        by_partition[str(partition)] = by_partition.get(str(partition), 0) + len(xs)
+        by_partition[str(partition)] = by_partition.get(str(partition), 0) + len(messages)
         if self.config.predictions_topic:
             for i, (message, p) in enumerate(zip(messages, probas.tolist(), strict=True)):
                 value = {

@@ -215,9 +215,27 @@ def reference_dense(X, y, w, cols, coef, state, *rates_and_probas):
 
 
 @njit(cache=True)
-def running_mean(values, mean, n):
-    """river's stats.Mean update, value by value: n += 1; mean += (1 / n) (x - mean)."""
-    for x in values:
+def score(probas, labels, thresholds, positives_above, negatives_above, counts, mean):
+    """Progressive-validation scores of a batch, in one pass, the way river's metrics count.
+
+    Log loss: river's ``stats.Mean`` of -log(clamp(p)) (or -log(1 - clamp(p)) for label 0),
+    record by record: n += 1; mean += (1 / n) (loss - mean); the new mean is returned.
+    ``counts`` (int64 [n, correct, positives, negatives]) and, per threshold, the positives
+    and negatives predicted above it are updated in place. A hit: True is predicted exactly
+    when p > 1 - p.
+    """
+    n, correct, positives, negatives = counts[0], counts[1], counts[2], counts[3]
+    for i in range(probas.shape[0]):
+        p, positive = probas[i], labels[i] == 1.0
+        clamped = min(max(p, 1e-15), 1.0 - 1e-15)
+        loss = -math.log(clamped) if positive else -math.log(1.0 - clamped)
         n += 1
-        mean += (1.0 / n) * (x - mean)
-    return mean, n
+        mean += (1.0 / n) * (loss - mean)
+        correct += (p > 1.0 - p) == positive
+        above = positives_above if positive else negatives_above
+        for k in range(thresholds.shape[0]):
+            above[k] += p > thresholds[k]
+        positives += positive
+        negatives += not positive
+    counts[0], counts[1], counts[2], counts[3] = n, correct, positives, negatives
+    return mean

@@ -37,6 +37,7 @@ _EPS = 1e-15
 THRESHOLDS = [i / 9 for i in range(10)]
 THRESHOLDS[0] -= 1e-7
 THRESHOLDS[-1] += 1e-7
+_THRESHOLDS = np.array(THRESHOLDS)
 
 
 def _losses(probas: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -95,14 +96,14 @@ class ProgressiveMetrics:
     @property
     def roc_auc(self) -> float:
         """Cumulative ROC AUC, as river's ``metrics.ROCAUC()`` computes it (0 before any record)."""
-        from scipy import integrate
 
         def rate(above: int, total: int) -> float:
             return above / total if total else 0.0
 
-        tprs = [rate(int(tp), self._positives) for tp in self._positives_above]
-        fprs = [rate(int(fp), self._negatives) for fp in self._negatives_above]
-        return float(-integrate.trapezoid(x=fprs, y=tprs))
+        tprs = np.array([rate(int(tp), self._positives) for tp in self._positives_above])
+        fprs = np.array([rate(int(fp), self._negatives) for fp in self._negatives_above])
+        # scipy.integrate.trapezoid(x=fprs, y=tprs), as river calls it, operation for operation.
+        return float(-np.add.reduce(np.diff(fprs) * (tprs[1:] + tprs[:-1]) / 2.0))
 
     def rolling(self) -> dict[str, float]:
         """Log loss, accuracy and exact ROC AUC over the last ``window`` records."""
@@ -129,17 +130,13 @@ class ProgressiveMetrics:
             start = stop
 
     def _update_chunk(self, probas: np.ndarray, labels: np.ndarray) -> None:
-        from stream_logreg._kernel import running_mean
+        from stream_logreg._kernel import score
 
-        mean, n = running_mean(_losses(probas, labels), self.log_loss, self.n)
-        self.log_loss, self.n = float(mean), int(n)
-        self.correct += int(np.sum(_hits(probas, labels)))
-        positive = labels == 1.0
-        above = probas[:, None] > np.array(THRESHOLDS)
-        self._positives_above += above[positive].sum(axis=0)
-        self._negatives_above += above[~positive].sum(axis=0)
-        self._positives += int(positive.sum())
-        self._negatives += int((~positive).sum())
+        counts = np.array([self.n, self.correct, self._positives, self._negatives], dtype=np.int64)
+        self.log_loss = float(
+            score(probas, labels, _THRESHOLDS, self._positives_above, self._negatives_above, counts, self.log_loss)
+        )
+        self.n, self.correct, self._positives, self._negatives = map(int, counts)
         self._recent_probas = np.concatenate([self._recent_probas, probas])[-self.window :]
         self._recent_labels = np.concatenate([self._recent_labels, labels])[-self.window :]
 
