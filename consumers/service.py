@@ -63,6 +63,21 @@ class ServiceConfig:
     max_poll_records: int = 1000
 
 
+def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
+    """The service's KafkaConsumer settings (the benchmark's raw consumer uses them too)."""
+    return {
+        "bootstrap_servers": config.bootstrap_servers,
+        "group_id": config.group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "max_poll_records": config.max_poll_records,
+        "reconnect_backoff_max_ms": 5000,
+        # A crashed instance's partitions move to the others after 6 s, not Kafka's default 45 s.
+        "session_timeout_ms": 6000,
+        "heartbeat_interval_ms": 1500,
+    }
+
+
 def event(name: str, **fields: Any) -> None:
     """One structured log line (JSON) on stderr."""
     print(json.dumps({"ts": round(time.time(), 3), "event": name, **fields}, default=str), file=sys.stderr, flush=True)
@@ -104,17 +119,7 @@ class ConsumerService:
         config = self.config
         event("start", topic=config.topic, group=config.group_id, instance=self.store.instance_id,
               checkpoint=self.checkpoint_version, learned=self.counters["learned"], offsets=self.positions)  # fmt: skip
-        self.consumer = KafkaConsumer(
-            bootstrap_servers=config.bootstrap_servers,
-            group_id=config.group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            max_poll_records=config.max_poll_records,
-            reconnect_backoff_max_ms=5000,
-            # A crashed instance's partitions move to the others after 6 s, not Kafka's default 45 s.
-            session_timeout_ms=6000,
-            heartbeat_interval_ms=1500,
-        )
+        self.consumer = KafkaConsumer(**consumer_settings(config))
         self.producer = self._producer()
         # Load the compiled kernels (numba's disk cache) before joining the group.
         LogisticRegression().learn_array(np.ones((1, 1)), ["warm-up"], np.ones(1))
