@@ -60,7 +60,7 @@ class ServiceConfig:
     idle_timeout: float | None = None
     keep_checkpoints: int = 3
     curve_every: int = 1000
-    max_poll_records: int = 1000
+    max_poll_records: int = 5000
 
 
 def consumer_settings(config: ServiceConfig) -> dict[str, Any]:

@@ -7,9 +7,10 @@
  *
  * Only the plain form is taken: keys are ASCII strings without escapes; values are JSON
  * numbers (integers of at most 18 digits, so that orjson would read them too); the target
- * is a number equal to 0 or 1; every other number is finite. Numbers are read by strtod in
- * the C locale, which rounds correctly, as orjson and Python's float() do, so a row holds
- * the same bits the slow path (orjson, then stream_logreg.decode.Schema) would produce.
+ * is a number equal to 0 or 1; every other number is finite. Numbers are rounded correctly
+ * (by the Eisel-Lemire algorithm, or strtod in the C locale where that needs help), as
+ * orjson and Python's float() round them, so a row holds the same bits the slow path
+ * (orjson, then stream_logreg.decode.Schema) would produce.
  * Anything else is left to that slow path, which accepts or refuses it with its reasons.
  *
  * layout(value, target) -> tuple of the keys, in order, if value is such an object with
@@ -27,7 +28,10 @@
 #include <locale.h>
 #include <math.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+
+#include "_pow5.h"
 
 #define MAX_KEYS 4096
 #define MAX_NUMBER 64
@@ -62,17 +66,66 @@ static const char *read_key(const char *p, const char *end, span *key) {
     return p + 1;
 }
 
-/* A JSON number, finite as a double, read exactly as strtod rounds it. Returns the end,
- * or NULL if it is not one (or an integer too long for orjson, or out of range). */
+/* w * 10^q as the nearest double (ties to even), by the Eisel-Lemire algorithm as
+ * fast_float computes it (github.com/fastfloat/fast_float, MIT licence), for w < 2^64.
+ * Returns 0, leaving the answer to strtod, where that needs more work: subnormal or
+ * infinite results, and the rare products too close to call. */
+static int eisel_lemire(uint64_t w, int64_t q, int negative, double *out) {
+    if (q < POW5_SMALLEST || q > POW5_LARGEST) return 0;
+    if (w == 0) {
+        *out = negative ? -0.0 : 0.0;
+        return 1;
+    }
+    int lz = __builtin_clzll(w);
+    w <<= lz;
+    const uint64_t *pow5 = POW5_128 + 2 * (q - POW5_SMALLEST);
+    __uint128_t product = (__uint128_t)w * pow5[0];
+    uint64_t high = (uint64_t)(product >> 64), low = (uint64_t)product;
+    const uint64_t precision_mask = UINT64_MAX >> 55; /* 52 mantissa bits + 3 */
+    if ((high & precision_mask) == precision_mask) {
+        uint64_t second_high = (uint64_t)(((__uint128_t)w * pow5[1]) >> 64);
+        low += second_high;
+        if (second_high > low) high++;
+    }
+    if (low == UINT64_MAX && (q < -27 || q > 55)) return 0;
+    int upperbit = (int)(high >> 63);
+    int shift = upperbit + 64 - 52 - 3;
+    uint64_t mantissa = high >> shift;
+    int64_t power2 = ((((152170 + 65536) * q) >> 16) + 63) + upperbit - lz + 1023;
+    if (power2 <= 0) return 0;
+    if (low <= 1 && q >= -4 && q <= 23 && (mantissa & 3) == 1 && (mantissa << shift) == high) {
+        mantissa &= ~(uint64_t)1; /* exactly halfway: round to even, down */
+    }
+    mantissa += mantissa & 1;
+    mantissa >>= 1;
+    if (mantissa >= ((uint64_t)2 << 52)) {
+        mantissa = (uint64_t)1 << 52;
+        power2++;
+    }
+    mantissa &= ~((uint64_t)1 << 52);
+    if (power2 >= 0x7FF) return 0;
+    uint64_t bits = mantissa | ((uint64_t)power2 << 52) | ((uint64_t)negative << 63);
+    memcpy(out, &bits, sizeof bits);
+    return 1;
+}
+
+/* A JSON number, finite as a double, rounded correctly (as strtod, orjson and float() do).
+ * Returns the end, or NULL if it is not one (or an integer too long for orjson, or out of
+ * range). Up to 19 significant digits go through eisel_lemire, the rest through strtod. */
 static const char *read_number(const char *p, const char *end, double *out) {
     const char *start = p;
-    int integer = 1;
-    if (p < end && *p == '-') p++;
+    int integer = 1, negative = 0, digits = 0;
+    uint64_t w = 0;
+    int64_t q = 0;
+    if (p < end && *p == '-') {
+        negative = 1;
+        p++;
+    }
     if (p >= end) return NULL;
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        while (p < end && is_digit(*p)) p++;
+        for (; p < end && is_digit(*p); p++, digits++) w = w * 10 + (uint64_t)(*p - '0');
     } else {
         return NULL;
     }
@@ -80,26 +133,39 @@ static const char *read_number(const char *p, const char *end, double *out) {
         integer = 0;
         p++;
         if (p >= end || !is_digit(*p)) return NULL;
-        while (p < end && is_digit(*p)) p++;
+        for (; p < end && is_digit(*p); p++, q--) {
+            if (digits == 0 && *p == '0') continue; /* a leading zero: 0.00123 */
+            w = w * 10 + (uint64_t)(*p - '0');
+            digits++;
+        }
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         integer = 0;
         p++;
-        if (p < end && (*p == '+' || *p == '-')) p++;
+        int exponent_negative = 0;
+        int64_t exponent = 0;
+        if (p < end && (*p == '+' || *p == '-')) exponent_negative = *p++ == '-';
         if (p >= end || !is_digit(*p)) return NULL;
-        while (p < end && is_digit(*p)) p++;
+        for (; p < end && is_digit(*p); p++) {
+            if (exponent < 100000) exponent = exponent * 10 + (*p - '0');
+        }
+        q += exponent_negative ? -exponent : exponent;
     }
     Py_ssize_t length = p - start;
-    if (length >= MAX_NUMBER) return NULL;
-    if (integer && length - (*start == '-') > MAX_INT_DIGITS) return NULL;
-    char text[MAX_NUMBER];
-    memcpy(text, start, length);
-    text[length] = '\0';
-    char *stop;
-    errno = 0;
-    double value = strtod_l(text, &stop, c_locale);
-    if (stop != text + length || errno == ERANGE || !isfinite(value)) return NULL;
-    *out = integer && value == 0.0 ? 0.0 : value;  /* orjson reads -0 as the int 0 */
+    if (integer && length - negative > MAX_INT_DIGITS) return NULL;
+    double value;
+    if (digits > 19 || !eisel_lemire(w, q, negative, &value)) {
+        if (length >= MAX_NUMBER) return NULL;
+        char text[MAX_NUMBER];
+        memcpy(text, start, length);
+        text[length] = '\0';
+        char *stop;
+        errno = 0;
+        value = strtod_l(text, &stop, c_locale);
+        if (stop != text + length || errno == ERANGE) return NULL;
+    }
+    if (!isfinite(value)) return NULL;
+    *out = integer && value == 0.0 ? 0.0 : value; /* orjson reads -0 as the int 0 */
     return p;
 }
 

@@ -169,3 +169,33 @@ def test_json_fast_path_in_a_batch_with_one_layout():
     # A batch whose first record is off the plain form keeps the last layout.
     assert rows.decode([b'{"a": "1", "label": 1}', b'{"a": 2, "label": 0}']).ok.tolist() == [False, True]
     assert JsonRows("label").decode([b'{"a": "1", "label": 1}']).ok.tolist() == [False]
+
+
+def random_number_token(rng: np.random.Generator) -> str:
+    """A JSON number of random shape: up to 22 integer and 22 fraction digits (leading
+    zeros too), and an exponent across and beyond the range of doubles."""
+    integer = "".join(rng.choice(list("0123456789"), size=int(rng.integers(1, 23)))).lstrip("0") or "0"
+    token = ("-" if rng.random() < 0.5 else "") + integer
+    if rng.random() < 0.7:
+        token += "." + "".join(rng.choice(list("0123456789"), size=int(rng.integers(1, 23))))
+    if rng.random() < 0.6:
+        token += str(rng.choice(["e", "E", "e+", "e-", "E-"])) + str(int(rng.integers(0, 360)))
+    return token
+
+
+def test_json_fast_path_rounds_numbers_of_every_shape_as_orjson_does():
+    rng = np.random.default_rng(9)
+    names = [f"f{j}" for j in range(10)]
+    values = []
+    for _ in range(3000):
+        fields = [f'"{name}": {random_number_token(rng)}' for name in names]
+        values.append(("{" + ", ".join(fields) + ', "label": 0}').encode())
+    # Shortest round-trip forms (what most producers write), across the whole range.
+    doubles = np.frombuffer(rng.bytes(8 * 30000), dtype=np.float64)
+    doubles = doubles[np.isfinite(doubles)].tolist()
+    for start in range(0, len(doubles) - 10, 10):
+        fields = [f'"{name}": {value!r}' for name, value in zip(names, doubles[start : start + 10], strict=True)]
+        values.append(("{" + ", ".join(fields) + ', "label": 1}').encode())
+    taken = assert_fast_equals_slow(values)
+    # All but the records holding an integer too long for orjson, or an out-of-range value.
+    assert taken >= 0.6 * len(values)
