@@ -93,7 +93,7 @@ def service_run(bootstrap: str, topic: str, records: int, folder: Path, group: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     sys.setswitchinterval(SWITCH_INTERVAL)  # the raw consumers run as the service's process does
     raw_group, raw_plain, service, rss = 0.0, 0.0, 0.0, {}

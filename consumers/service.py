@@ -66,7 +66,7 @@ class ServiceConfig:
     max_records: int | None = None
     idle_timeout: float | None = None
     keep_checkpoints: int = 3
-    curve_every: int = 1000
+    curve_every: int = 10_000
     max_poll_records: int = 5000
 
 

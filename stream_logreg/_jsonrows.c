@@ -33,6 +33,10 @@
 
 #include "_pow5.h"
 
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "_jsonrows.c reads eight digits at a time as a little-endian word"
+#endif
+
 #define MAX_KEYS 4096
 #define MAX_NUMBER 64
 #define MAX_INT_DIGITS 18
@@ -64,6 +68,37 @@ static const char *read_key(const char *p, const char *end, span *key) {
     key->start = start;
     key->length = p - start;
     return p + 1;
+}
+
+/* Whether the 8 bytes at p are ASCII digits; if so, their value (fast_float's SWAR). */
+static int eight_digits(const char *p, const char *end, uint64_t *value) {
+    uint64_t v;
+    if (end - p < 8) return 0;
+    memcpy(&v, p, 8);
+    if (((v + 0x4646464646464646ull) | (v - 0x3030303030303030ull)) & 0x8080808080808080ull) return 0;
+    v = ((v & 0x0F0F0F0F0F0F0F0Full) * 2561) >> 8;
+    v = ((v & 0x00FF00FF00FF00FFull) * 6553601) >> 16;
+    *value = (uint32_t)(((v & 0x0000FFFF0000FFFFull) * 42949672960001ull) >> 32);
+    return 1;
+}
+
+/* Reads a run of digits at *pp into w = w * 10^k + digits (zeros before the number's first
+ * significant digit are skipped and not counted in *digits; past 19 digits w wraps and the
+ * caller must not use it). Returns how many characters it read. */
+static Py_ssize_t read_digits(const char **pp, const char *end, uint64_t *w, int *digits) {
+    const char *p = *pp, *start = p;
+    uint64_t eight;
+    if (*digits == 0) {
+        while (p < end && *p == '0') p++;
+    }
+    while (eight_digits(p, end, &eight)) {
+        *w = *w * 100000000 + eight;
+        *digits += 8;
+        p += 8;
+    }
+    for (; p < end && is_digit(*p); p++, (*digits)++) *w = *w * 10 + (uint64_t)(*p - '0');
+    *pp = p;
+    return p - start;
 }
 
 /* w * 10^q as the nearest double (ties to even), by the Eisel-Lemire algorithm as
@@ -125,7 +160,7 @@ static const char *read_number(const char *p, const char *end, double *out) {
     if (*p == '0') {
         p++;
     } else if (*p >= '1' && *p <= '9') {
-        for (; p < end && is_digit(*p); p++, digits++) w = w * 10 + (uint64_t)(*p - '0');
+        read_digits(&p, end, &w, &digits);
     } else {
         return NULL;
     }
@@ -133,11 +168,7 @@ static const char *read_number(const char *p, const char *end, double *out) {
         integer = 0;
         p++;
         if (p >= end || !is_digit(*p)) return NULL;
-        for (; p < end && is_digit(*p); p++, q--) {
-            if (digits == 0 && *p == '0') continue; /* a leading zero: 0.00123 */
-            w = w * 10 + (uint64_t)(*p - '0');
-            digits++;
-        }
+        q -= read_digits(&p, end, &w, &digits);
     }
     if (p < end && (*p == 'e' || *p == 'E')) {
         integer = 0;
@@ -185,14 +216,16 @@ static int walk(const char *p, const char *end, const span *keys, Py_ssize_t nke
         for (;;) {
             span key;
             double value;
-            p = read_key(p, end, &key);
-            if (p == NULL) return 0;
             if (keys == NULL) {
-                if (k >= MAX_KEYS) return 0;
+                p = read_key(p, end, &key);
+                if (p == NULL || k >= MAX_KEYS) return 0;
                 found[k] = key;
-            } else if (k >= nkeys || keys[k].length != key.length ||
-                       memcmp(keys[k].start, key.start, key.length) != 0) {
-                return 0;
+            } else { /* the expected key, quoted (rows() checked it needs no escapes) */
+                Py_ssize_t length = k < nkeys ? keys[k].length : -1;
+                if (length < 0 || end - p < length + 2 || p[0] != '"' || p[length + 1] != '"' ||
+                    memcmp(p + 1, keys[k].start, length) != 0)
+                    return 0;
+                p += length + 2;
             }
             p = skip_space(p, end);
             if (p >= end || *p != ':') return 0;
@@ -291,6 +324,13 @@ static PyObject *rows(PyObject *self, PyObject *args) {
         }
         key_spans[k].start = (const char *)PyUnicode_DATA(key);
         key_spans[k].length = PyUnicode_GET_LENGTH(key);
+        for (Py_ssize_t j = 0; j < key_spans[k].length; j++) {
+            char c = key_spans[k].start[j];
+            if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
+                PyErr_SetString(PyExc_ValueError, "rows: keys must be printable, without quotes or backslashes");
+                goto done;
+            }
+        }
         if (PyUnicode_Compare(key, target) == 0) target_index = k;
     }
     if (target_index < 0) {

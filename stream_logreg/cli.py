@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--intercept-lr", type=float, default=0.01, help="learning rate of the intercept")
     option("--max-records", type=int, help="stop after consuming this many records")
     option("--idle-timeout", type=float, help="stop after this many seconds without a record")
-    option("--curve-every", type=int, default=1000, help="records between learning-curve points in checkpoints")
+    option("--curve-every", type=int, default=10_000, help="records between learning-curve points in checkpoints")
 
     demo = commands.add_parser("demo", help="watch a model learn live from a local Kafka stream (Java + Maven)")
     demo.add_argument("--dataset", choices=DATASETS, default="phishing", help="the bundled data set to stream")

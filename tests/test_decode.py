@@ -199,3 +199,14 @@ def test_json_fast_path_rounds_numbers_of_every_shape_as_orjson_does():
     taken = assert_fast_equals_slow(values)
     # All but the records holding an integer too long for orjson, or an out-of-range value.
     assert taken >= 0.6 * len(values)
+
+
+def test_json_rows_refuses_keys_that_would_need_escapes():
+    from stream_logreg import _jsonrows
+
+    out, labels, ok = np.empty((1, 1)), np.empty(1), np.empty(1, dtype=np.uint8)
+    for key in ['a"b', "a\\b", "a\nb"]:
+        with pytest.raises(ValueError, match="without quotes or backslashes"):
+            _jsonrows.rows([b"{}"], (key, "label"), "label", out, labels, ok)
+    with pytest.raises(ValueError, match="the target must be one of the keys"):
+        _jsonrows.rows([b"{}"], ("a", "b"), "label", out, labels, ok)
