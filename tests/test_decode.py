@@ -196,6 +196,14 @@ def test_json_fast_path_rounds_numbers_of_every_shape_as_orjson_does():
     for start in range(0, len(doubles) - 10, 10):
         fields = [f'"{name}": {value!r}' for name, value in zip(names, doubles[start : start + 10], strict=True)]
         values.append(("{" + ", ".join(fields) + ', "label": 1}').encode())
+    # Ties: integers exactly halfway between two doubles (rounded to even), and subnormals.
+    for k in range(53, 60):
+        spacing = 1 << (k - 52)
+        ties = [(1 << k) + int(j) * spacing + spacing // 2 for j in rng.integers(0, 1 << 52, size=50)]
+        values += [f'{{"a": {n}, "b": {n}e1, "c": {n}e-3, "label": 1}}'.encode() for n in ties]
+    mantissas, exponents = rng.integers(1, 10**15, 200), rng.integers(308, 330, 200)
+    tiny = [f"{int(n)}e-{int(e)}" for n, e in zip(mantissas, exponents, strict=True)]
+    values += [f'{{"a": {t}, "label": 0}}'.encode() for t in tiny]
     taken = assert_fast_equals_slow(values)
     # All but the records holding an integer too long for orjson, or an out-of-range value.
     assert taken >= 0.6 * len(values)
