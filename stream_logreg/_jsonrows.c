@@ -193,7 +193,8 @@ static const char *read_number(const char *p, const char *end, double *out) {
         char *stop;
         errno = 0;
         value = strtod_l(text, &stop, c_locale);
-        if (stop != text + length || errno == ERANGE) return NULL;
+        /* ERANGE: an overflow, or an underflow to zero or to a subnormal; only the last is kept */
+        if (stop != text + length || (errno == ERANGE && (value == 0.0 || !isfinite(value)))) return NULL;
     }
     if (!isfinite(value)) return NULL;
     *out = integer && value == 0.0 ? 0.0 : value; /* orjson reads -0 as the int 0 */
