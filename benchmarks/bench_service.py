@@ -10,7 +10,8 @@ features into a one-partition topic, then, in each of ROUNDS rounds, one after t
 3. the service: ``stream-logreg consume`` (decode, predict, score, learn, checkpoint every
    100,000 records), timed from its partition assignment to its checkpoint of the last record.
 The raw consumers are timed from their first record to their last, in a process with the
-service's GIL switch interval. Prints the best rate of
+service process's settings (``consumers.service.prepare_process``: garbage collector, GIL
+switch interval). Prints the best rate of
 each over the rounds (a shared machine has slow spells), the ratios, and the service's
 resident memory after 100,000 and after all records (from its checkpoint log lines).
 """
@@ -31,7 +32,7 @@ import numpy as np
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from consumers.service import SWITCH_INTERVAL, ServiceConfig, consumer_settings
+from consumers.service import ServiceConfig, consumer_settings, prepare_process
 from stream_logreg.broker import LocalKafka
 from stream_logreg.cli import ensure_topic
 
@@ -95,7 +96,7 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    sys.setswitchinterval(SWITCH_INTERVAL)  # the raw consumers run as the service's process does
+    prepare_process()  # the raw consumers run under the service process's settings
     raw_group, raw_plain, service, rss = 0.0, 0.0, 0.0, {}
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or stack.enter_context(LocalKafka()).bootstrap_servers

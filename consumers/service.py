@@ -14,6 +14,7 @@ since the last checkpoint are sent again.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -39,11 +40,26 @@ from stream_logreg.evaluate import ProgressiveMetrics
 log = logging.getLogger("consumers")
 
 
-# The GIL switch interval for the service's process (Python's default is 5 ms). kafka-python
-# reads fetch responses on its own thread; while the main thread learns, that thread waits
-# for the GIL, and with 5 ms turns the next fetch is not read in time to overlap learning.
-# At 0.5 ms the service consumes about 10% faster (benchmarks/bench_service.py).
-SWITCH_INTERVAL = 0.0005
+def prepare_process() -> None:
+    """Settings for a process that runs the service (``stream-logreg consume``), made once
+    everything is loaded; the benchmark's raw consumers run under them too.
+
+    - Load the compiled kernels (numba's disk cache) now, not on the first batch.
+    - Freeze what is loaded so far out of the cyclic garbage collector's walks, and let it
+      run a twentieth as often: the records kafka-python makes are freed by reference
+      counting, and without this the collector walking numba, pandas and friends took
+      ~2 us per record.
+    - A 0.5 ms GIL switch interval (Python's default is 5 ms): kafka-python reads fetch
+      responses on its own thread, and with 5 ms turns it reads the next one too late to
+      overlap the learning of the batch in hand.
+    """
+    LogisticRegression().learn_array(np.ones((1, 1)), ["warm-up"], np.ones(1))
+    LogisticRegression().learn_batch([{"warm-up": 1.0}], [True])
+    ProgressiveMetrics(every=1).update(np.ones(1), np.ones(1))
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20 * gc.get_threshold()[0], 10, 10)
+    sys.setswitchinterval(0.0005)
 
 
 @dataclass(frozen=True)
@@ -131,10 +147,6 @@ class ConsumerService:
               checkpoint=self.checkpoint_version, learned=self.counters["learned"], offsets=self.positions)  # fmt: skip
         self.consumer = KafkaConsumer(**consumer_settings(config))
         self.producer = self._producer()
-        # Load the compiled kernels (numba's disk cache) before joining the group.
-        LogisticRegression().learn_array(np.ones((1, 1)), ["warm-up"], np.ones(1))
-        LogisticRegression().learn_batch([{"warm-up": 1.0}], [True])
-        ProgressiveMetrics(every=1).update(np.ones(1), np.ones(1))
         self.consumer.subscribe([config.topic], listener=_Rebalance(self))
         self.telemetry.serve(config.metrics_port)
         consumed_this_run, last_record = 0, None

@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
 def run_consume(args: argparse.Namespace) -> int:
     import logging
 
-    from consumers.service import SWITCH_INTERVAL, ConsumerService, ServiceConfig, install_signal_handlers
+    from consumers.service import ConsumerService, ServiceConfig, install_signal_handlers, prepare_process
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -163,7 +163,7 @@ def run_consume(args: argparse.Namespace) -> int:
     )  # fmt: skip
     service = ConsumerService(config)
     install_signal_handlers(service)
-    sys.setswitchinterval(SWITCH_INTERVAL)
+    prepare_process()
     return service.run()
 
 
