@@ -94,7 +94,7 @@ def service_run(bootstrap: str, topic: str, records: int, folder: Path, group: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     prepare_process()  # the raw consumers run under the service process's settings
     raw_group, raw_plain, service, rss = 0.0, 0.0, 0.0, {}
@@ -105,11 +105,12 @@ def main() -> None:
         produce(bootstrap, topic, args.records)
         print(f"produced {args.records:,} records in {time.perf_counter() - start:.1f} s")
         for round_ in range(args.rounds):
-            raw_group = max(raw_group, raw_rate(bootstrap, topic, args.records, f"raw-{topic}-{round_}"))
-            raw_plain = max(raw_plain, raw_rate(bootstrap, topic, args.records, None))
+            group_rate = raw_rate(bootstrap, topic, args.records, f"raw-{topic}-{round_}")
+            plain_rate = raw_rate(bootstrap, topic, args.records, None)
             rate, rss_round = service_run(bootstrap, topic, args.records, Path(folder), f"service-{topic}-{round_}")
-            print(f"round {round_ + 1}: raw (same consumer) {raw_group:,.0f}/s, raw (plain) {raw_plain:,.0f}/s, "
-                  f"service {rate:,.0f}/s (best so far)")  # fmt: skip
+            print(f"round {round_ + 1}: raw (same consumer) {group_rate:,.0f}/s, raw (plain) {plain_rate:,.0f}/s, "
+                  f"service {rate:,.0f}/s: {rate / group_rate:.2f} and {rate / plain_rate:.2f} of them")  # fmt: skip
+            raw_group, raw_plain = max(raw_group, group_rate), max(raw_plain, plain_rate)
             if rate > service:
                 service, rss = rate, rss_round
     first = min(rss, key=lambda n: abs(n - 100_000))
