@@ -58,7 +58,7 @@ def prepare_process() -> None:
     ProgressiveMetrics(every=1).update(np.ones(1), np.ones(1))
     gc.collect()
     gc.freeze()
-    gc.set_threshold(20 * gc.get_threshold()[0], 10, 10)
+    gc.set_threshold(14_000, 10, 10)  # Python's default: (700, 10, 10)
     sys.setswitchinterval(0.0005)
 
 

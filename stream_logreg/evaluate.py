@@ -34,10 +34,9 @@ import numpy as np
 
 _EPS = 1e-15
 # river's ROCAUC(n_thresholds=10) thresholds, built the same way.
-THRESHOLDS = [i / 9 for i in range(10)]
+THRESHOLDS = np.array([i / 9 for i in range(10)])
 THRESHOLDS[0] -= 1e-7
 THRESHOLDS[-1] += 1e-7
-_THRESHOLDS = np.array(THRESHOLDS)
 
 
 def _losses(probas: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -134,7 +133,7 @@ class ProgressiveMetrics:
 
         counts = np.array([self.n, self.correct, self._positives, self._negatives], dtype=np.int64)
         self.log_loss = float(
-            score(probas, labels, _THRESHOLDS, self._positives_above, self._negatives_above, counts, self.log_loss)
+            score(probas, labels, THRESHOLDS, self._positives_above, self._negatives_above, counts, self.log_loss)
         )
         self.n, self.correct, self._positives, self._negatives = map(int, counts)
         self._recent_probas = np.concatenate([self._recent_probas, probas])[-self.window :]
