@@ -8,6 +8,11 @@ was its own (so a crash, or a damaged newest checkpoint, replays exactly what th
 has not seen), or from the later of the two if another instance committed since (it
 learned those records). Every record therefore changes exactly one model exactly once.
 
+Each poll's records are decoded on a second thread (in C, without the GIL) while the main
+thread polls the next ones, which is most of the time kafka-python takes; they are learned,
+in offset order, when that poll returns, and before any checkpoint: at a revocation, at a
+stop. Nothing is checkpointed or committed that the model has not learned.
+
 Dead letters and predictions are produced at least once: after a crash, those sent
 since the last checkpoint are sent again.
 """
@@ -23,6 +28,7 @@ import signal
 import sys
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +40,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from consumers.checkpoints import CheckpointStore
 from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
-from stream_logreg.decode import JsonRows, Schema, SchemaError, make_decoder
+from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, make_decoder
 from stream_logreg.evaluate import ProgressiveMetrics
 
 log = logging.getLogger("consumers")
@@ -118,6 +124,10 @@ class ConsumerService:
         self.schema = Schema(config.target)
         self.decode = make_decoder("json")
         self.rows = JsonRows(config.target)
+        # Batches being decoded (in C, without the GIL, on a second thread) while the main
+        # thread polls the next one: (partition, messages, decoded rows), in poll order.
+        self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+        self.decoding: list[tuple[int, list[Any], Future[Rows]]] = []
         self.lock = threading.Lock()
         self.stop_requested = False
         self.pending_assignment: set[Any] = set()
@@ -151,8 +161,9 @@ class ConsumerService:
         self.telemetry.serve(config.metrics_port)
         consumed_this_run, last_record = 0, None
         while not self.stop_requested:
-            batch = self.consumer.poll(timeout_ms=200)
+            batch = self.consumer.poll(timeout_ms=200)  # the batches of the last poll decode meanwhile
             with self.lock:
+                self._learn_decoded()
                 placed, self.pending_assignment = self.pending_assignment, set()
             self._place(placed)
             if placed:
@@ -163,9 +174,10 @@ class ConsumerService:
                         continue  # fetched before this partition's start was decided; it is fetched again
                     if config.max_records is not None:
                         messages = messages[: config.max_records - consumed_this_run]
-                    self._process(tp.partition, messages)
-                    consumed_this_run += len(messages)
                     if messages:
+                        values = [message.value for message in messages]
+                        self.decoding.append((tp.partition, messages, self.decoder.submit(self.rows.decode, values)))
+                        consumed_this_run += len(messages)
                         last_record = time.monotonic()
                 if self._checkpoint_due() and (offsets := self._checkpoint()):
                     self.consumer.commit_async(offsets, callback=_log_commit)  # sent in order, not awaited
@@ -177,7 +189,9 @@ class ConsumerService:
                 event("idle", seconds=config.idle_timeout)
                 break
         with self.lock:
+            self._learn_decoded()
             offsets = self._checkpoint()
+        self.decoder.shutdown()
         self.telemetry.update(force=True)
         if offsets:
             try:
@@ -196,10 +210,15 @@ class ConsumerService:
             return None
         return KafkaProducer(bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=20)
 
-    def _process(self, partition: int, messages: list[Any]) -> None:
-        """Decode and learn the messages of one partition, in offset order: runs of plain
+    def _learn_decoded(self) -> None:
+        """Learn the batches being decoded, in poll order (call with self.lock held)."""
+        for partition, messages, rows in self.decoding:
+            self._process(partition, messages, rows.result())
+        self.decoding = []
+
+    def _process(self, partition: int, messages: list[Any], batch: Rows) -> None:
+        """Learn the decoded messages of one partition, in offset order: runs of plain
         records through the dense kernel, any other record the careful way."""
-        batch = self.rows.decode([message.value for message in messages])
         start = 0
         for i in [*np.flatnonzero(~batch.ok).tolist(), len(messages)]:
             if start < i:
@@ -209,9 +228,8 @@ class ConsumerService:
                 self._process_one(partition, messages[i])
             start = i + 1
         self.counters["consumed"] += len(messages)
-        if messages:
-            self.positions[partition] = messages[-1].offset + 1
-            self.since_checkpoint += len(messages)
+        self.positions[partition] = messages[-1].offset + 1
+        self.since_checkpoint += len(messages)
 
     def _process_one(self, partition: int, message: Any) -> None:
         try:
@@ -375,6 +393,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
             return
         with service.lock:  # waits for the batch in hand
             event("rebalance", revoked=sorted(tp.partition for tp in revoked))
+            service._learn_decoded()
             partitions = {tp.partition for tp in revoked}
             offsets = service._checkpoint(partitions) if service.since_checkpoint else service._offsets(partitions)
             future = service.consumer.commit_async(offsets) if offsets else None

@@ -325,3 +325,33 @@ def test_signal_handlers_stop_gently_once_and_at_once_on_a_second_ctrl_c(monkeyp
     assert exits == []  # a repeated SIGTERM still waits for the final checkpoint
     installed[signal.SIGINT](signal.SIGINT, None)
     assert exits == [130]
+
+
+def test_a_revocation_learns_the_batches_still_decoding_before_it_checkpoints_and_commits(tmp_path):
+    """The run loop's logic (with a fake consumer): a batch decoded while the main thread
+    polls is learned before a revocation's checkpoint, so the offsets committed for the
+    partition cover exactly what the model learned; otherwise the partition's next owner
+    would learn those records a second time."""
+    import asyncio
+    import types
+
+    from consumers.service import ConsumerService, ServiceConfig, _Rebalance
+
+    data = records(50, seed=11)
+    config = ServiceConfig("unused:9092", "t", "g", "label", tmp_path, metrics_port=0, curve_every=1000)
+    service = ConsumerService(config)
+    commits: list = []
+    tp = TopicPartition("t", 0)
+    service.consumer = types.SimpleNamespace(assignment=lambda: {tp}, commit_async=commits.append)  # type: ignore[assignment]
+    service.producer = None
+    messages = [
+        types.SimpleNamespace(value=json.dumps(r).encode(), offset=100 + i, key=None, topic="t", partition=0)
+        for i, r in enumerate(data)
+    ]
+    service.decoding.append((0, messages, service.decoder.submit(service.rows.decode, [m.value for m in messages])))
+    asyncio.run(_Rebalance(service).on_partitions_revoked({tp}))
+    service.decoder.shutdown()
+    assert [{t.partition: o.offset for t, o in offsets.items()} for offsets in commits] == [{0: 150}]
+    assert service.decoding == []
+    assert_exact(tmp_path, data)
+    assert latest(tmp_path).progress["offsets"] == {"0": 150}
