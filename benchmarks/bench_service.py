@@ -9,11 +9,13 @@ features into a one-partition topic, then, in each of ROUNDS rounds, one after t
 2. raw, plain: a KafkaConsumer assigned the partition directly (no group), doing nothing;
 3. the service: ``stream-logreg consume`` (decode, predict, score, learn, checkpoint every
    100,000 records), timed from its partition assignment to its checkpoint of the last record.
-The raw consumers are timed from their first record to their last, in a process with the
-service process's settings (``consumers.service.prepare_process``: garbage collector, GIL
-switch interval). Prints the best rate of
-each over the rounds (a shared machine has slow spells), the ratios, and the service's
-resident memory after 100,000 and after all records (from its checkpoint log lines).
+All three are timed from the partition's assignment (so each includes its first fetch). The
+raw consumers run in a process with the service process's settings
+(``consumers.service.prepare_process``: garbage collector, GIL switch interval). The three
+take turns going first. Prints each round's rates; the best rate of each over the rounds (a shared
+machine has slow spells) and their ratios; the median over the rounds of each round's own
+ratio; and the service's resident memory after 100,000 and after all records (from its
+checkpoint log lines).
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import argparse
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 
 from consumers.service import ServiceConfig, consumer_settings, prepare_process
 from stream_logreg.broker import LocalKafka
@@ -52,23 +56,37 @@ def produce(bootstrap: str, topic: str, records: int) -> None:
     producer.close()
 
 
+class _AssignedAt(ConsumerRebalanceListener):
+    """Notes when the group first assigns a partition (the service is timed from there too)."""
+
+    def __init__(self) -> None:
+        self.at = 0.0
+
+    def on_partitions_revoked(self, revoked: object) -> None:
+        pass
+
+    def on_partitions_assigned(self, assigned: object) -> None:
+        self.at = self.at or (time.perf_counter() if assigned else 0.0)
+
+
 def raw_rate(bootstrap: str, topic: str, records: int, group: str | None) -> float:
-    """Records/s of a consumer that reads ``records`` records and does nothing with them:
-    with the service's settings in consumer group ``group``, or assigned the partition."""
+    """Records/s of a consumer that reads ``records`` records and does nothing with them,
+    from its partition's assignment to its last record: with the service's settings in
+    consumer group ``group``, or assigned the partition."""
+    assigned = _AssignedAt()
     if group is None:
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=1000)
         consumer.assign([TopicPartition(topic, 0)])
         consumer.seek_to_beginning()
+        assigned.at = time.perf_counter()
     else:
         config = ServiceConfig(bootstrap, topic, group, "label", Path("unused"))
         consumer = KafkaConsumer(**consumer_settings(config))
-        consumer.subscribe([topic])
-    seen, start = 0, 0.0
+        consumer.subscribe([topic], listener=assigned)
+    seen = 0
     while seen < records:
-        for messages in consumer.poll(timeout_ms=200).values():
-            start = start or time.perf_counter()
-            seen += len(messages)
-    seconds = time.perf_counter() - start
+        seen += sum(len(messages) for messages in consumer.poll(timeout_ms=200).values())
+    seconds = time.perf_counter() - assigned.at
     consumer.close()
     return records / seconds
 
@@ -98,6 +116,7 @@ def main() -> None:
     args = parser.parse_args()
     prepare_process()  # the raw consumers run under the service process's settings
     raw_group, raw_plain, service, rss = 0.0, 0.0, 0.0, {}
+    paired: dict[str, list[float]] = {"group": [], "plain": []}
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or stack.enter_context(LocalKafka()).bootstrap_servers
         topic = f"bench-{int(time.time())}"
@@ -105,23 +124,37 @@ def main() -> None:
         produce(bootstrap, topic, args.records)
         print(f"produced {args.records:,} records in {time.perf_counter() - start:.1f} s")
         for round_ in range(args.rounds):
-            group_rate = raw_rate(bootstrap, topic, args.records, f"raw-{topic}-{round_}")
-            plain_rate = raw_rate(bootstrap, topic, args.records, None)
-            rate, rss_round = service_run(bootstrap, topic, args.records, Path(folder), f"service-{topic}-{round_}")
+            names = ["group", "plain", "service"]
+            results: dict[str, Any] = {}
+            for name in names[round_ % 3 :] + names[: round_ % 3]:  # each takes each turn going first
+                if name == "service":
+                    results[name] = service_run(
+                        bootstrap, topic, args.records, Path(folder), f"service-{topic}-{round_}"
+                    )
+                else:
+                    results[name] = raw_rate(
+                        bootstrap, topic, args.records, f"raw-{topic}-{round_}" if name == "group" else None
+                    )
+            group_rate, plain_rate = results["group"], results["plain"]
+            rate, rss_round = results["service"]
             print(f"round {round_ + 1}: raw (same consumer) {group_rate:,.0f}/s, raw (plain) {plain_rate:,.0f}/s, "
                   f"service {rate:,.0f}/s: {rate / group_rate:.2f} and {rate / plain_rate:.2f} of them")  # fmt: skip
             raw_group, raw_plain = max(raw_group, group_rate), max(raw_plain, plain_rate)
+            paired["group"].append(rate / group_rate)
+            paired["plain"].append(rate / plain_rate)
             if rate > service:
                 service, rss = rate, rss_round
     first = min(rss, key=lambda n: abs(n - 100_000))
     last = max(rss)
-    print(f"\n| {args.records:,} JSON records x 20 features, best of {args.rounds} rounds | records/s | service / it |")
-    print("|---|---|---|")
-    print(f"| raw kafka-python consumer, the service's settings (group member), doing nothing | {raw_group:,.0f} "
-          f"| {service / raw_group:.2f} |")  # fmt: skip
-    print(f"| raw kafka-python consumer, partition assigned (no group), doing nothing | {raw_plain:,.0f} "
-          f"| {service / raw_plain:.2f} |")  # fmt: skip
-    print(f"| stream-logreg consume (decode, predict, score, learn, checkpoint) | {service:,.0f} | |")
+    print(f"\n| {args.records:,} JSON records x 20 features, {args.rounds} rounds | best records/s "
+          "| service / it, best of each | service / it, median of the rounds |")  # fmt: skip
+    print("|---|---|---|---|")
+    for name, label, rate in (
+        ("group", "raw kafka-python consumer, the service's settings (group member), doing nothing", raw_group),
+        ("plain", "raw kafka-python consumer, partition assigned (no group), doing nothing", raw_plain),
+    ):
+        print(f"| {label} | {rate:,.0f} | {service / rate:.2f} | {statistics.median(paired[name]):.2f} |")
+    print(f"| stream-logreg consume (decode, predict, score, learn, checkpoint) | {service:,.0f} | | |")
     print(f"\nresident memory: {rss[first]:.1f} MB after {first:,} records, {rss[last]:.1f} MB after {last:,} "
           f"({rss[last] - rss[first]:+.1f} MB)")  # fmt: skip
 
