@@ -1,6 +1,6 @@
 """The consumer service's end-to-end learning rate versus the raw Kafka consumer, same topic.
 
-    python benchmarks/bench_service.py [--records 1000000]
+    python benchmarks/bench_service.py [--records 1000000] [--rounds 12]
 
 Starts a LocalKafka (or uses $KAFKA_BOOTSTRAP_SERVERS), produces RECORDS JSON records of 20
 features into a one-partition topic, then, in each of ROUNDS rounds, one after the other:
@@ -12,10 +12,11 @@ features into a one-partition topic, then, in each of ROUNDS rounds, one after t
 All three are timed from the partition's assignment (so each includes its first fetch). The
 raw consumers run in a process with the service process's settings
 (``consumers.service.prepare_process``: garbage collector, GIL switch interval). The three
-take turns going first. Prints each round's rates; the best rate of each over the rounds (a shared
-machine has slow spells) and their ratios; the median over the rounds of each round's own
-ratio; and the service's resident memory after 100,000 and after all records (from its
-checkpoint log lines).
+take turns going first. Prints each round's rates; the best rate of each over the rounds (a
+shared machine has slow spells) and their ratios; the median, and the mean with its standard
+error, of each round's own ratio (the rounds are paired: the three run within a minute of
+each other); and the service's resident memory after 100,000 and after all records (from
+its checkpoint log lines).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -112,7 +114,7 @@ def service_run(bootstrap: str, topic: str, records: int, folder: Path, group: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=12)
     args = parser.parse_args()
     prepare_process()  # the raw consumers run under the service process's settings
     raw_group, raw_plain, service, rss = 0.0, 0.0, 0.0, {}
@@ -147,14 +149,18 @@ def main() -> None:
     first = min(rss, key=lambda n: abs(n - 100_000))
     last = max(rss)
     print(f"\n| {args.records:,} JSON records x 20 features, {args.rounds} rounds | best records/s "
-          "| service / it, best of each | service / it, median of the rounds |")  # fmt: skip
-    print("|---|---|---|---|")
+          "| service / it, best of each | service / it, each round's own: median "
+          "| mean ± standard error |")  # fmt: skip
+    print("|---|---|---|---|---|")
     for name, label, rate in (
         ("group", "raw kafka-python consumer, the service's settings (group member), doing nothing", raw_group),
         ("plain", "raw kafka-python consumer, partition assigned (no group), doing nothing", raw_plain),
     ):
-        print(f"| {label} | {rate:,.0f} | {service / rate:.2f} | {statistics.median(paired[name]):.2f} |")
-    print(f"| stream-logreg consume (decode, predict, score, learn, checkpoint) | {service:,.0f} | | |")
+        ratios = paired[name]
+        error = statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else math.nan
+        print(f"| {label} | {rate:,.0f} | {service / rate:.2f} | {statistics.median(ratios):.2f} "
+              f"| {statistics.mean(ratios):.2f} ± {error:.2f} |")  # fmt: skip
+    print(f"| stream-logreg consume (decode, predict, score, learn, checkpoint) | {service:,.0f} | | | |")
     print(f"\nresident memory: {rss[first]:.1f} MB after {first:,} records, {rss[last]:.1f} MB after {last:,} "
           f"({rss[last] - rss[first]:+.1f} MB)")  # fmt: skip
 
