@@ -12,8 +12,10 @@ They stop before a row whose margin is not finite (absurdly large features) and 
 its index, so that the caller can undo the batch; otherwise they return -1.
 
 Nothing is compiled at import: numba compiles on the first call and caches the machine
-code on disk (``cache=True``). The slow ``reference_*`` functions below are the same
-algorithm written plainly in Python, for the tests.
+code on disk (``cache=True``). The entry points release the GIL while they run (``nogil``),
+so that other threads (kafka-python's network thread, in the service) go on. The slow
+``reference_*`` functions below are the same algorithm written plainly in Python, for the
+tests.
 """
 
 from __future__ import annotations
@@ -96,7 +98,7 @@ def _step(z, y, w, clip, t, lr, lr_power, intercept_lr, intercept_lr_power):
     return g, _rate(lr, lr_power, t), _rate(intercept_lr, intercept_lr_power, t) * g
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def learn_dense(X, y, w, cols, coef, state, lr, lr_power, intercept_lr, intercept_lr_power, l2, clip, probas):
     """Learn the rows of X (n x d, row- or column-major); column j of X is coef[cols[j]].
 
@@ -132,7 +134,7 @@ def learn_dense(X, y, w, cols, coef, state, lr, lr_power, intercept_lr, intercep
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def learn_csr(
     indptr, indices, data, y, w, coef, state, lr, lr_power, intercept_lr, intercept_lr_power, l2, clip, probas
 ):
@@ -172,7 +174,7 @@ def learn_csr(
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def present_columns(indices, n_columns):
     """The sorted columns that have at least one entry."""
     seen = np.zeros(n_columns, dtype=np.bool_)
@@ -214,7 +216,7 @@ def reference_dense(X, y, w, cols, coef, state, *rates_and_probas):
     return reference_csr(indptr, indices, np.ravel(X), y, w, coef, state, *rates_and_probas)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def score(probas, labels, thresholds, positives_above, negatives_above, counts, mean):
     """Progressive-validation scores of a batch, in one pass, the way river's metrics count.
 
