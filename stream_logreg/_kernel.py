@@ -184,7 +184,7 @@ def present_columns(indices, n_columns):
 
 
 def reference_csr(indptr, indices, data, y, w, coef, state, lr, lr_power, ilr, ilr_power, l2, clip, probas):
-    """The slow, plain-Python twin of :func:`learn_csr` ."""
+    """The slow, plain-Python twin of :func:`learn_csr`."""
     b, t = float(state[0]), int(state[1])
     theta = [float(v) for v in coef]
     for i in range(len(indptr) - 1):

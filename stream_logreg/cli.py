@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("path", nargs="?", help="a .csv, .jsonl or .parquet file (optionally .gz, .bz2, .zst)")
     replay.add_argument("--target", help="the label column (default for --dataset: label)")
     replay.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH")
-    add_model_options(replay)
+    add_model_options(replay.add_argument)
     replay.add_argument("--features", help="comma-separated columns to use (default: all but the target)")
     replay.add_argument("--drop", default="", help="comma-separated columns to ignore")
     replay.add_argument("--categorical", default="", help="comma-separated columns to one-hot encode")
@@ -69,9 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--predictions-topic", help="publish each prediction here")
     option("--dead-letter-topic", help="send records that cannot be learned here")
     option("--metrics-port", type=int, default=9108, help="Prometheus port (0: none)")
-    option("--lr", type=float, default=0.01, help="learning rate of the weights (default 0.01)")
-    option("--l2", type=float, default=0.0, help="L2 penalty (default 0)")
-    option("--intercept-lr", type=float, default=0.01, help="learning rate of the intercept")
+    add_model_options(option)
     option("--max-records", type=int, help="stop after consuming this many records")
     option("--idle-timeout", type=float, help="stop after this many seconds without a record")
     option("--curve-every", type=int, default=10_000, help="records between learning-curve points in checkpoints")
@@ -111,10 +109,11 @@ def env_options(parser: argparse.ArgumentParser) -> Any:
     return option
 
 
-def add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--lr", type=float, default=0.01, help="learning rate of the weights (default 0.01)")
-    parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty (default 0)")
-    parser.add_argument("--intercept-lr", type=float, default=0.01, help="learning rate of the intercept")
+def add_model_options(add_argument: Any) -> None:
+    """The model's flags, through ``add_argument`` (a parser's, or :func:`env_options`'s)."""
+    add_argument("--lr", type=float, default=0.01, help="learning rate of the weights (default 0.01)")
+    add_argument("--l2", type=float, default=0.0, help="L2 penalty (default 0)")
+    add_argument("--intercept-lr", type=float, default=0.01, help="learning rate of the intercept")
 
 
 def main(argv: list[str] | None = None) -> int:
