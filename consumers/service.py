@@ -8,10 +8,12 @@ was its own (so a crash, or a damaged newest checkpoint, replays exactly what th
 has not seen), or from the later of the two if another instance committed since (it
 learned those records). Every record therefore changes exactly one model exactly once.
 
-Each poll's records are decoded on a second thread (in C, without the GIL) while the main
-thread polls the next ones, which is most of the time kafka-python takes; they are learned,
-in offset order, when that poll returns, and before any checkpoint: at a revocation, at a
-stop. Nothing is checkpointed or committed that the model has not learned.
+The consumer reads each record batch in C as one block of offsets, keys and values
+(consumers/record_blocks.py), not one Python object per record. Each poll's blocks are
+decoded on a second thread (in C, without the GIL) while the main thread polls the next
+ones; they are learned, in offset order, when that poll returns, and before any
+checkpoint: at a revocation, at a stop. Nothing is checkpointed or committed that the
+model has not learned.
 
 Dead letters and predictions are produced at least once: after a crash, those sent
 since the last checkpoint are sent again.
@@ -38,6 +40,7 @@ from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.checkpoints import CheckpointStore
+from consumers.record_blocks import Record, RecordBlock, read_in_blocks
 from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
 from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, make_decoder
@@ -99,10 +102,10 @@ def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
         "group_id": config.group_id,
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        # One poll should drain a whole fetch (about 2,000 records of 500 bytes), so the next
-        # fetch is in flight while the batch is learned; but a checkpoint covers at most
-        # --checkpoint-every records more than the one before.
-        "max_poll_records": min(config.max_poll_records, config.checkpoint_every),
+        # One poll should drain a whole fetch, so the next fetch is in flight while the batch
+        # is learned. (The service's consumer counts record batches here, not records; the
+        # run loop cuts them where a checkpoint falls due.)
+        "max_poll_records": config.max_poll_records,
         "reconnect_backoff_max_ms": 5000,
         # A crashed instance's partitions move to the others after 6 s, not Kafka's default 45 s.
         "session_timeout_ms": 6000,
@@ -127,7 +130,7 @@ class ConsumerService:
         # Batches being decoded (in C, without the GIL, on a second thread) while the main
         # thread polls the next one: (partition, messages, decoded rows), in poll order.
         self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
-        self.decoding: list[tuple[int, list[Any], Future[Rows]]] = []
+        self.decoding: list[tuple[int, RecordBlock, Future[Rows]]] = []
         self.lock = threading.Lock()
         self.stop_requested = False
         self.pending_assignment: set[Any] = set()
@@ -155,7 +158,7 @@ class ConsumerService:
         config = self.config
         event("start", topic=config.topic, group=config.group_id, instance=self.store.instance_id,
               checkpoint=self.checkpoint_version, learned=self.counters["learned"], offsets=self.positions)  # fmt: skip
-        self.consumer = KafkaConsumer(**consumer_settings(config))
+        self.consumer = read_in_blocks(KafkaConsumer(**consumer_settings(config)))
         self.producer = self._producer()
         self.consumer.subscribe([config.topic], listener=_Rebalance(self))
         self.telemetry.serve(config.metrics_port)
@@ -169,18 +172,18 @@ class ConsumerService:
             if placed:
                 last_record = time.monotonic()  # the idle clock starts when partitions arrive
             with self.lock:
-                for tp, messages in batch.items():
+                for tp, blocks in batch.items():
                     if tp.partition in placed or tp not in self.consumer.assignment():
                         continue  # fetched before this partition's start was decided; it is fetched again
+                    messages = RecordBlock.join(blocks)
                     if config.max_records is not None:
                         messages = messages[: config.max_records - consumed_this_run]
                     if messages:
-                        values = [message.value for message in messages]
-                        self.decoding.append((tp.partition, messages, self.decoder.submit(self.rows.decode, values)))
+                        self._decode(tp.partition, messages)
                         consumed_this_run += len(messages)
                         last_record = time.monotonic()
-                if self._checkpoint_due() and (offsets := self._checkpoint()):
-                    self.consumer.commit_async(offsets, callback=_log_commit)  # sent in order, not awaited
+                if self._checkpoint_due():
+                    self._checkpoint_and_commit()
             self.telemetry.update()
             if config.max_records is not None and consumed_this_run >= config.max_records:
                 break
@@ -210,13 +213,29 @@ class ConsumerService:
             return None
         return KafkaProducer(bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=20)
 
+    def _decode(self, partition: int, messages: RecordBlock) -> None:
+        """Hand the messages to the decoding thread; where the count since the last
+        checkpoint reaches --checkpoint-every, learn what is decoded and checkpoint there."""
+        while messages:
+            room = self.config.checkpoint_every - self.since_checkpoint - sum(len(m) for _, m, _ in self.decoding)
+            cut = room if 0 < room < len(messages) else len(messages)
+            piece, messages = messages[:cut], messages[cut:]
+            self.decoding.append((partition, piece, self.decoder.submit(self.rows.decode, piece.values)))
+            if messages:
+                self._learn_decoded()
+                self._checkpoint_and_commit()
+
+    def _checkpoint_and_commit(self) -> None:
+        if offsets := self._checkpoint():
+            self.consumer.commit_async(offsets, callback=_log_commit)  # sent in order, not awaited
+
     def _learn_decoded(self) -> None:
         """Learn the batches being decoded, in poll order (call with self.lock held)."""
         for partition, messages, rows in self.decoding:
             self._process(partition, messages, rows.result())
         self.decoding = []
 
-    def _process(self, partition: int, messages: list[Any], batch: Rows) -> None:
+    def _process(self, partition: int, messages: RecordBlock, batch: Rows) -> None:
         """Learn the decoded messages of one partition, in offset order: runs of plain
         records through the dense kernel, any other record the careful way."""
         start = 0
@@ -228,10 +247,10 @@ class ConsumerService:
                 self._process_one(partition, messages[i])
             start = i + 1
         self.counters["consumed"] += len(messages)
-        self.positions[partition] = messages[-1].offset + 1
+        self.positions[partition] = messages.offsets[-1] + 1
         self.since_checkpoint += len(messages)
 
-    def _process_one(self, partition: int, message: Any) -> None:
+    def _process_one(self, partition: int, message: Record) -> None:
         try:
             if message.value is None:
                 raise SchemaError("the message has no value (a tombstone)")
@@ -242,7 +261,7 @@ class ConsumerService:
         self._learn(partition, [x], [y], [message])
 
     def _learn_rows(
-        self, partition: int, features: list[str], values: np.ndarray, labels: np.ndarray, messages: list[Any]
+        self, partition: int, features: list[str], values: np.ndarray, labels: np.ndarray, messages: RecordBlock
     ) -> None:
         version = self.model.n_steps
         try:
@@ -253,7 +272,9 @@ class ConsumerService:
             return
         self._learned(partition, labels, messages, probas, version)
 
-    def _learn(self, partition: int, xs: list[dict[str, float]], ys: list[bool], messages: list[Any]) -> None:
+    def _learn(
+        self, partition: int, xs: list[dict[str, float]], ys: list[bool], messages: RecordBlock | list[Record]
+    ) -> None:
         version = self.model.n_steps
         try:
             probas = self.model.learn_batch(xs, ys)
@@ -269,7 +290,9 @@ class ConsumerService:
             return
         self._learned(partition, np.array(ys, dtype=np.float64), messages, probas, version)
 
-    def _learned(self, partition: int, labels: np.ndarray, messages: list, probas: np.ndarray, version: int) -> None:
+    def _learned(
+        self, partition: int, labels: np.ndarray, messages: RecordBlock | list[Record], probas: np.ndarray, version: int
+    ) -> None:
         self.metrics.update(probas, labels)
         self.counters["learned"] += len(messages)
         by_partition = self.counters["by_partition"]
@@ -284,7 +307,7 @@ class ConsumerService:
                 }
                 self.producer.send(self.config.predictions_topic, value=json.dumps(value).encode(), key=message.key)
 
-    def _dead_letter(self, message: Any, reason: str) -> None:
+    def _dead_letter(self, message: Record, reason: str) -> None:
         self.counters["dead_lettered"] += 1
         if self.config.dead_letter_topic:
             headers = [

@@ -335,6 +335,7 @@ def test_a_revocation_learns_the_batches_still_decoding_before_it_checkpoints_an
     import asyncio
     import types
 
+    from consumers.record_blocks import RecordBlock
     from consumers.service import ConsumerService, ServiceConfig, _Rebalance
 
     data = records(50, seed=11)
@@ -344,11 +345,9 @@ def test_a_revocation_learns_the_batches_still_decoding_before_it_checkpoints_an
     tp = TopicPartition("t", 0)
     service.consumer = types.SimpleNamespace(assignment=lambda: {tp}, commit_async=commits.append)  # type: ignore[assignment]
     service.producer = None
-    messages = [
-        types.SimpleNamespace(value=json.dumps(r).encode(), offset=100 + i, key=None, topic="t", partition=0)
-        for i, r in enumerate(data)
-    ]
-    service.decoding.append((0, messages, service.decoder.submit(service.rows.decode, [m.value for m in messages])))
+    values: list[bytes | None] = [json.dumps(r).encode() for r in data]
+    messages = RecordBlock("t", 0, list(range(100, 150)), [None] * 50, values)
+    service.decoding.append((0, messages, service.decoder.submit(service.rows.decode, values)))
     asyncio.run(_Rebalance(service).on_partitions_revoked({tp}))
     service.decoder.shutdown()
     assert [{t.partition: o.offset for t, o in offsets.items()} for offsets in commits] == [{0: 150}]

@@ -1,0 +1,3 @@
+def read_records(
+    data: bytes | bytearray | memoryview, base_offset: int, count: int, first_offset: int, /
+) -> tuple[list[int], list[bytes | None], list[bytes | None]]: ...

@@ -1,0 +1,145 @@
+"""kafka-python's consumer, returning each record batch as one block of parallel lists.
+
+kafka-python parses every record of a fetch in Python and wraps it in a ConsumerRecord,
+about 4 us a record: most of what a consumer costs. ``read_in_blocks(consumer)`` keeps
+everything else of that consumer (fetching, group membership, positions, commits, CRC
+checks, transactions) and replaces only that step: each record batch (message format v2)
+is read in C into one ``RecordBlock`` of offsets, keys and values, so ``poll()`` returns
+``{TopicPartition: [RecordBlock, ...]}``. The records, their order and the positions are
+exactly the stock consumer's (tests/test_record_blocks.py checks this against the stock
+consumer on a real broker).
+
+It hooks kafka-python 3.0's ``Fetcher.PartitionRecords`` (pinned ``>=3.0,<3.1``); the
+batch-level logic below (CRC, aborted transactions, control batches, the skip to the
+fetch offset) follows kafka-python's own ``_unpack_records``.
+
+>>> block = RecordBlock("t", 0, [5, 6, 7], [None, b"k", None], [b"a", b"b", None])
+>>> len(block), block[1], block[1:].offsets
+(3, Record(topic='t', partition=0, offset=6, key=b'k', value=b'b'), [6, 7])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple, overload
+
+from kafka import KafkaConsumer
+from kafka.consumer.fetcher import Fetcher
+from kafka.errors import CorruptRecordError
+from kafka.protocol.consumer import IsolationLevel
+
+from consumers._records import read_records
+
+
+class Record(NamedTuple):
+    """One record of a block (what the service uses of a ConsumerRecord)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+class RecordBlock:
+    """Consecutive records of one partition, in offset order, as parallel lists."""
+
+    __slots__ = ("keys", "offsets", "partition", "topic", "values")
+
+    def __init__(
+        self, topic: str, partition: int, offsets: list[int], keys: list[bytes | None], values: list[bytes | None]
+    ) -> None:
+        self.topic, self.partition = topic, partition
+        self.offsets, self.keys, self.values = offsets, keys, values
+
+    @classmethod
+    def join(cls, blocks: list[RecordBlock]) -> RecordBlock:
+        """The blocks of one partition as one (they are in offset order already)."""
+        if len(blocks) == 1:
+            return blocks[0]
+        first = blocks[0]
+        return cls(
+            first.topic,
+            first.partition,
+            [o for b in blocks for o in b.offsets],
+            [k for b in blocks for k in b.keys],
+            [v for b in blocks for v in b.values],
+        )
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> RecordBlock: ...
+    def __getitem__(self, i: int | slice) -> Record | RecordBlock:
+        if isinstance(i, slice):
+            return RecordBlock(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i])
+        return Record(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i])
+
+    def __iter__(self) -> Iterator[Record]:
+        for offset, key, value in zip(self.offsets, self.keys, self.values, strict=True):
+            yield Record(self.topic, self.partition, offset, key, value)
+
+
+class _BlockRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
+    """One fetch's records of one partition, yielded a batch at a time as RecordBlocks."""
+
+    def _maybe_skip_record(self, record: Any) -> bool:
+        return False  # each block starts at the fetch offset already
+
+    def _unpack_records(self, tp: Any, records: Any, key_deserializer: Any, value_deserializer: Any) -> Iterator[Any]:
+        if key_deserializer is not None or value_deserializer is not None:
+            raise ValueError("read_in_blocks returns raw bytes: make the consumer without deserializers")
+        batch = records.next_batch()
+        while batch is not None:
+            if self.check_crcs and not batch.validate_crc():
+                raise CorruptRecordError(
+                    f"Record batch for partition {tp} at offset {batch.base_offset} failed crc check"
+                )
+            skip = False
+            if batch.magic == 2:
+                self.leader_epoch = batch.leader_epoch
+                if self.isolation_level == IsolationLevel.READ_COMMITTED and batch.has_producer_id():
+                    self._consume_aborted_transactions_up_to(batch.last_offset)
+                    if self._contains_abort_marker(batch):
+                        self.aborted_producer_ids.discard(batch.producer_id)
+                    skip = self._is_batch_aborted(batch)
+                skip = skip or batch.is_control_batch
+            if not skip:
+                block = self._read(tp, batch)
+                if block.offsets:
+                    self.records_read += len(block)
+                    self.bytes_read += batch.size_in_bytes
+                    self.next_fetch_offset = block.offsets[-1] + 1 if batch.magic < 2 else batch.next_offset
+                    yield block
+            if batch.magic == 2:
+                self.next_fetch_offset = max(self.next_fetch_offset, batch.next_offset)
+            batch = records.next_batch()
+        self.drain()
+
+    def _read(self, tp: Any, batch: Any) -> RecordBlock:
+        first = self.fetch_offset
+        if batch.magic < 2:  # the legacy formats (no broker since Kafka 4.0 writes them)
+            kept = [r for r in batch if r.offset >= first]
+            return RecordBlock(tp.topic, tp.partition, [r.offset for r in kept], [r.key for r in kept],
+                               [r.value for r in kept])  # fmt: skip
+        iter(batch)  # decompresses the records into batch._buffer, from batch._pos
+        try:
+            offsets, keys, values = read_records(
+                memoryview(batch._buffer)[batch._pos :], batch.base_offset, batch.records_count, first
+            )
+        except ValueError as e:
+            raise CorruptRecordError(f"Record batch for partition {tp} at offset {batch.base_offset}: {e}") from e
+        return RecordBlock(tp.topic, tp.partition, offsets, keys, values)
+
+
+def read_in_blocks(consumer: KafkaConsumer) -> KafkaConsumer:
+    """Make ``consumer.poll()`` return RecordBlocks instead of ConsumerRecords (see the
+    module's docstring); returns the consumer."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    if not isinstance(fetcher, Fetcher) or not hasattr(Fetcher.PartitionRecords, "_unpack_records"):
+        raise RuntimeError("read_in_blocks needs kafka-python 3.0's Fetcher: install kafka-python>=3.0,<3.1")
+    fetcher.PartitionRecords = _BlockRecords
+    return consumer
