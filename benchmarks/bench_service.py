@@ -7,16 +7,18 @@ features into a one-partition topic, then, in each of ROUNDS rounds, one after t
 1. raw, same consumer: a kafka-python KafkaConsumer with the service's own settings (a
    member of a consumer group, subscribed to the topic), reading the topic and doing nothing;
 2. raw, plain: a KafkaConsumer assigned the partition directly (no group), doing nothing;
-3. the service: ``stream-logreg consume`` (decode, predict, score, learn, checkpoint every
+3. raw, blocks: consumer 1 reading record batches as blocks (``read_in_blocks``, as the
+   service's consumer does), doing nothing: what the service's own work costs on top;
+4. the service: ``stream-logreg consume`` (decode, predict, score, learn, checkpoint every
    100,000 records), timed from its partition assignment to its checkpoint of the last record.
-All three are timed from the partition's assignment (so each includes its first fetch). The
-raw consumers run in a process with the service process's settings
-(``consumers.service.prepare_process``: garbage collector, GIL switch interval). The three
-take turns going first. Prints each round's rates; the best rate of each over the rounds (a
+All are timed from the partition's assignment (so each includes its first fetch). The raw
+consumers run in a process with the service process's settings
+(``consumers.service.prepare_process``: garbage collector, GIL switch interval). They take
+turns going first. Prints each round's rates; the best rate of each over the rounds (a
 shared machine has slow spells) and their ratios; the median, and the mean with its standard
-error, of each round's own ratio (the rounds are paired: the three run within a minute of
-each other); and the service's resident memory after 100,000 and after all records (from
-its checkpoint log lines).
+error, of each round's own ratio (the rounds are paired: all run within a minute of each
+other); and the service's resident memory after 100,000 and after all records (from its
+checkpoint log lines).
 """
 
 from __future__ import annotations
@@ -32,12 +34,12 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 
+from consumers.record_blocks import read_in_blocks
 from consumers.service import ServiceConfig, consumer_settings, prepare_process
 from stream_logreg.broker import LocalKafka
 from stream_logreg.cli import ensure_topic
@@ -71,10 +73,10 @@ class _AssignedAt(ConsumerRebalanceListener):
         self.at = self.at or (time.perf_counter() if assigned else 0.0)
 
 
-def raw_rate(bootstrap: str, topic: str, records: int, group: str | None) -> float:
+def raw_rate(bootstrap: str, topic: str, records: int, group: str | None, blocks: bool = False) -> float:
     """Records/s of a consumer that reads ``records`` records and does nothing with them,
     from its partition's assignment to its last record: with the service's settings in
-    consumer group ``group``, or assigned the partition."""
+    consumer group ``group`` (reading blocks, or records), or assigned the partition."""
     assigned = _AssignedAt()
     if group is None:
         consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, max_poll_records=1000)
@@ -84,10 +86,13 @@ def raw_rate(bootstrap: str, topic: str, records: int, group: str | None) -> flo
     else:
         config = ServiceConfig(bootstrap, topic, group, "label", Path("unused"))
         consumer = KafkaConsumer(**consumer_settings(config))
+        if blocks:
+            read_in_blocks(consumer)
         consumer.subscribe([topic], listener=assigned)
     seen = 0
     while seen < records:
-        seen += sum(len(messages) for messages in consumer.poll(timeout_ms=200).values())
+        for items in consumer.poll(timeout_ms=200).values():
+            seen += sum(len(block) for block in items) if blocks else len(items)
     seconds = time.perf_counter() - assigned.at
     consumer.close()
     return records / seconds
@@ -117,8 +122,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12)
     args = parser.parse_args()
     prepare_process()  # the raw consumers run under the service process's settings
-    raw_group, raw_plain, service, rss = 0.0, 0.0, 0.0, {}
-    paired: dict[str, list[float]] = {"group": [], "plain": []}
+    labels = {
+        "group": "raw kafka-python consumer, the service's settings (group member), doing nothing",
+        "plain": "raw kafka-python consumer, partition assigned (no group), doing nothing",
+        "blocks": "the same consumer reading record batches as blocks, as the service does, doing nothing",
+    }
+    best = dict.fromkeys([*labels, "service"], 0.0)
+    paired: dict[str, list[float]] = {name: [] for name in labels}
+    rss: dict[int, float] = {}
     with contextlib.ExitStack() as stack, tempfile.TemporaryDirectory() as folder:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or stack.enter_context(LocalKafka()).bootstrap_servers
         topic = f"bench-{int(time.time())}"
@@ -126,41 +137,35 @@ def main() -> None:
         produce(bootstrap, topic, args.records)
         print(f"produced {args.records:,} records in {time.perf_counter() - start:.1f} s")
         for round_ in range(args.rounds):
-            names = ["group", "plain", "service"]
-            results: dict[str, Any] = {}
-            for name in names[round_ % 3 :] + names[: round_ % 3]:  # each takes each turn going first
+            names = [*labels, "service"]
+            rates: dict[str, float] = {}
+            for name in names[round_ % 4 :] + names[: round_ % 4]:  # each takes each turn going first
                 if name == "service":
-                    results[name] = service_run(
+                    rates[name], rss_round = service_run(
                         bootstrap, topic, args.records, Path(folder), f"service-{topic}-{round_}"
                     )
+                    if rates[name] > best[name]:
+                        rss = rss_round
                 else:
-                    results[name] = raw_rate(
-                        bootstrap, topic, args.records, f"raw-{topic}-{round_}" if name == "group" else None
-                    )
-            group_rate, plain_rate = results["group"], results["plain"]
-            rate, rss_round = results["service"]
-            print(f"round {round_ + 1}: raw (same consumer) {group_rate:,.0f}/s, raw (plain) {plain_rate:,.0f}/s, "
-                  f"service {rate:,.0f}/s: {rate / group_rate:.2f} and {rate / plain_rate:.2f} of them")  # fmt: skip
-            raw_group, raw_plain = max(raw_group, group_rate), max(raw_plain, plain_rate)
-            paired["group"].append(rate / group_rate)
-            paired["plain"].append(rate / plain_rate)
-            if rate > service:
-                service, rss = rate, rss_round
+                    group = None if name == "plain" else f"raw-{name}-{topic}-{round_}"
+                    rates[name] = raw_rate(bootstrap, topic, args.records, group, blocks=name == "blocks")
+                best[name] = max(best[name], rates[name])
+            for name in labels:
+                paired[name].append(rates["service"] / rates[name])
+            print(f"round {round_ + 1}: " + ", ".join(f"{name} {rate:,.0f}/s" for name, rate in rates.items())
+                  + "; service / each: " + ", ".join(f"{paired[name][-1]:.2f}" for name in labels))  # fmt: skip
     first = min(rss, key=lambda n: abs(n - 100_000))
     last = max(rss)
     print(f"\n| {args.records:,} JSON records x 20 features, {args.rounds} rounds | best records/s "
           "| service / it, best of each | service / it, each round's own: median "
           "| mean ± standard error |")  # fmt: skip
     print("|---|---|---|---|---|")
-    for name, label, rate in (
-        ("group", "raw kafka-python consumer, the service's settings (group member), doing nothing", raw_group),
-        ("plain", "raw kafka-python consumer, partition assigned (no group), doing nothing", raw_plain),
-    ):
+    for name, label in labels.items():
         ratios = paired[name]
         error = statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else math.nan
-        print(f"| {label} | {rate:,.0f} | {service / rate:.2f} | {statistics.median(ratios):.2f} "
+        print(f"| {label} | {best[name]:,.0f} | {best['service'] / best[name]:.2f} | {statistics.median(ratios):.2f} "
               f"| {statistics.mean(ratios):.2f} ± {error:.2f} |")  # fmt: skip
-    print(f"| stream-logreg consume (decode, predict, score, learn, checkpoint) | {service:,.0f} | | | |")
+    print(f"| stream-logreg consume (decode, predict, score, learn, checkpoint) | {best['service']:,.0f} | | | |")
     print(f"\nresident memory: {rss[first]:.1f} MB after {first:,} records, {rss[last]:.1f} MB after {last:,} "
           f"({rss[last] - rss[first]:+.1f} MB)")  # fmt: skip
 

@@ -354,3 +354,33 @@ def test_a_revocation_learns_the_batches_still_decoding_before_it_checkpoints_an
     assert service.decoding == []
     assert_exact(tmp_path, data)
     assert latest(tmp_path).progress["offsets"] == {"0": 150}
+
+
+def test_a_block_longer_than_checkpoint_every_is_checkpointed_every_n_records(tmp_path):
+    """The run loop's logic (with a fake consumer): the consumer hands over whole record
+    batches, however long; a checkpoint still falls every --checkpoint-every records, and
+    each commit follows the checkpoint that covers it."""
+    import types
+
+    from consumers.record_blocks import RecordBlock
+    from consumers.service import ConsumerService, ServiceConfig
+
+    data = records(250, seed=12)
+    config = ServiceConfig("unused:9092", "t", "g", "label", tmp_path, checkpoint_every=100, metrics_port=0)
+    service = ConsumerService(config)
+    commits: list = []
+    tp = TopicPartition("t", 0)
+
+    def commit_async(offsets, callback=None):
+        commits.append({t.partition: o.offset for t, o in offsets.items()})
+        assert latest(tmp_path).progress["offsets"] == {"0": o.offset for o in offsets.values()}
+
+    service.consumer = types.SimpleNamespace(assignment=lambda: {tp}, commit_async=commit_async)  # type: ignore[assignment]
+    service.producer = None
+    values: list[bytes | None] = [json.dumps(r).encode() for r in data]
+    service._decode(0, RecordBlock("t", 0, list(range(1000, 1250)), [None] * 250, values))
+    service._learn_decoded()
+    service.decoder.shutdown()
+    assert commits == [{0: 1100}, {0: 1200}]
+    assert service.since_checkpoint == 50
+    assert service.model.n_steps == 250
