@@ -373,7 +373,7 @@ def test_a_block_longer_than_checkpoint_every_is_checkpointed_every_n_records(tm
 
     def commit_async(offsets, callback=None):
         commits.append({t.partition: o.offset for t, o in offsets.items()})
-        assert latest(tmp_path).progress["offsets"] == {"0": o.offset for o in offsets.values()}
+        assert latest(tmp_path).progress["offsets"] == {str(t.partition): o.offset for t, o in offsets.items()}
 
     service.consumer = types.SimpleNamespace(assignment=lambda: {tp}, commit_async=commit_async)  # type: ignore[assignment]
     service.producer = None
