@@ -107,15 +107,15 @@ class _BlockRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
                         self.aborted_producer_ids.discard(batch.producer_id)
                     skip = self._is_batch_aborted(batch)
                 skip = skip or batch.is_control_batch
-            if not skip:
-                block = self._read(tp, batch)
-                if block.offsets:
-                    self.records_read += len(block)
-                    self.bytes_read += batch.size_in_bytes
-                    self.next_fetch_offset = block.offsets[-1] + 1 if batch.magic < 2 else batch.next_offset
-                    yield block
+            block = None if skip else self._read(tp, batch)  # the position moves only past what was read
             if batch.magic == 2:
-                self.next_fetch_offset = max(self.next_fetch_offset, batch.next_offset)
+                self.next_fetch_offset = batch.next_offset
+            elif block:
+                self.next_fetch_offset = block.offsets[-1] + 1
+            if block:
+                self.records_read += len(block)
+                self.bytes_read += batch.size_in_bytes
+                yield block
             batch = records.next_batch()
         self.drain()
 
