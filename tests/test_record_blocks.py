@@ -12,6 +12,7 @@ from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
 from kafka.record import MemoryRecords
 from kafka.record.default_records import DefaultRecordBatchBuilder
+from kafka.record.legacy_records import LegacyRecordBatchBuilder
 
 from consumers.record_blocks import RecordBlock, _BlockRecords, read_in_blocks
 from stream_logreg.cli import ensure_topic
@@ -63,6 +64,22 @@ def test_blocks_hold_exactly_the_records_kafka_pythons_reader_returns(codec):
         assert flat(found) == stock(data, fetch_offset)
         assert all(block.topic == "t" and block.partition == 0 for block in found)
     assert [len(block) for block in blocks(data, 1020)] == [20, 1, 300]  # one block per batch
+
+
+@pytest.mark.parametrize("magic", [0, 1])
+def test_legacy_message_sets_are_read_as_kafka_python_reads_them(magic):
+    """Message formats v0 and v1, which brokers before Kafka 4.0 may still hold on disk."""
+    rng = random.Random(magic)
+    builder = LegacyRecordBatchBuilder(magic, 0, 1 << 30)
+    for i in range(30):
+        builder.append(i, timestamp=1_700_000_000_000 + i if magic else None, key=rng.choice([None, b"k"]),
+                       value=rng.randbytes(rng.randrange(50)))  # fmt: skip
+    data = bytes(builder.build())
+    for fetch_offset in [0, 7, 29]:
+        assert flat(blocks(data, fetch_offset)) == stock(data, fetch_offset)
+    part = _BlockRecords(7, TP, MemoryRecords(data))
+    part.take()
+    assert part.next_fetch_offset == 30
 
 
 def test_positions_follow_the_blocks_as_they_are_taken():
