@@ -42,7 +42,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from consumers.record_blocks import read_in_blocks
 from consumers.service import ServiceConfig, consumer_settings, prepare_process
 from stream_logreg.broker import LocalKafka
-from stream_logreg.cli import ensure_topic
+from stream_logreg.kafka_admin import ensure_topic
 
 
 def produce(bootstrap: str, topic: str, records: int) -> None:

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.checkpoints import CheckpointStore
@@ -45,6 +46,7 @@ from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
 from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, make_decoder
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.kafka_admin import ensure_topic, partition_count
 
 log = logging.getLogger("consumers")
 
@@ -80,6 +82,9 @@ class ServiceConfig:
     group_id: str
     target: str
     checkpoint_dir: Path
+    features: tuple[str, ...] | None = None
+    drop: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
     checkpoint_every: int = 10_000
     checkpoint_interval: float = 30.0
     predictions_topic: str | None = None
@@ -110,6 +115,10 @@ def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
         # A crashed instance's partitions move to the others after 6 s, not Kafka's default 45 s.
         "session_timeout_ms": 6000,
         "heartbeat_interval_ms": 1500,
+        # The service waits for its topic rather than creating it by reading it, and sees
+        # partitions added to it within 30 s (Kafka's default: 5 minutes).
+        "allow_auto_create_topics": False,
+        "metadata_max_age_ms": 30_000,
     }
 
 
@@ -124,9 +133,9 @@ class ConsumerService:
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.store = CheckpointStore(config.checkpoint_dir, keep=config.keep_checkpoints)
-        self.schema = Schema(config.target)
+        self.schema = Schema(config.target, config.features, config.drop, config.categorical)
         self.decode = make_decoder("json")
-        self.rows = JsonRows(config.target)
+        self.rows = JsonRows(self.schema)
         # Batches being decoded (in C, without the GIL, on a second thread) while the main
         # thread polls the next one: (partition, messages, decoded rows), in poll order.
         self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
@@ -134,6 +143,7 @@ class ConsumerService:
         self.lock = threading.Lock()
         self.stop_requested = False
         self.pending_assignment: set[Any] = set()
+        self.joined = False  # the group has assigned this instance its share (maybe none) once
         restored = self.store.latest()
         if restored is None:
             self.model = LogisticRegression(lr=config.lr, l2=config.l2, intercept_lr=config.intercept_lr)
@@ -160,37 +170,12 @@ class ConsumerService:
               checkpoint=self.checkpoint_version, learned=self.counters["learned"], offsets=self.positions)  # fmt: skip
         self.consumer = read_in_blocks(KafkaConsumer(**consumer_settings(config)))
         self.producer = self._producer()
-        self.consumer.subscribe([config.topic], listener=_Rebalance(self))
         self.telemetry.serve(config.metrics_port)
-        consumed_this_run, last_record = 0, None
-        while not self.stop_requested:
-            batch = self.consumer.poll(timeout_ms=200)  # the batches of the last poll decode meanwhile
-            with self.lock:
-                self._learn_decoded()
-                placed, self.pending_assignment = self.pending_assignment, set()
-            self._place(placed)
-            if placed:
-                last_record = time.monotonic()  # the idle clock starts when partitions arrive
-            with self.lock:
-                for tp, blocks in batch.items():
-                    if tp.partition in placed or tp not in self.consumer.assignment():
-                        continue  # fetched before this partition's start was decided; it is fetched again
-                    messages = RecordBlock.join(blocks)
-                    if config.max_records is not None:
-                        messages = messages[: config.max_records - consumed_this_run]
-                    if messages:
-                        self._decode(tp.partition, messages)
-                        consumed_this_run += len(messages)
-                        last_record = time.monotonic()
-                if self._checkpoint_due():
-                    self._checkpoint_and_commit()
-            self.telemetry.update()
-            if config.max_records is not None and consumed_this_run >= config.max_records:
-                break
-            idle = last_record is not None and time.monotonic() - last_record > (config.idle_timeout or math.inf)
-            if idle:
-                event("idle", seconds=config.idle_timeout)
-                break
+        if self._wait_for_topic():
+            self._create_output_topics()
+            self.consumer.partitions_for_topic(config.topic)  # the group's first assignment sees its partitions
+            self.consumer.subscribe([config.topic], listener=_Rebalance(self))
+            self._loop()
         with self.lock:
             self._learn_decoded()
             offsets = self._checkpoint()
@@ -207,6 +192,89 @@ class ConsumerService:
         event("stop", checkpoint=self.checkpoint_version, learned=self.counters["learned"],
               dead_lettered=self.counters["dead_lettered"], offsets=self.positions)  # fmt: skip
         return 0
+
+    def _loop(self) -> None:
+        """Poll, learn and checkpoint until a stop, --max-records or --idle-timeout."""
+        config = self.config
+        consumed_this_run, last_record = 0, time.monotonic()
+        while not self.stop_requested:
+            batch = self.consumer.poll(timeout_ms=200)  # the batches of the last poll decode meanwhile
+            with self.lock:
+                self._learn_decoded()
+                placed, self.pending_assignment = self.pending_assignment, set()
+            self._place(placed)
+            if placed:
+                last_record = time.monotonic()
+            with self.lock:
+                for tp, blocks in batch.items():
+                    if tp.partition in placed or tp not in self.consumer.assignment():
+                        continue  # fetched before this partition's start was decided; it is fetched again
+                    messages = RecordBlock.join(blocks)
+                    if config.max_records is not None:
+                        messages = messages[: config.max_records - consumed_this_run]
+                    if messages:
+                        self._decode(tp.partition, messages)
+                        consumed_this_run += len(messages)
+                        last_record = time.monotonic()
+                if self._checkpoint_due():
+                    self._checkpoint_and_commit()
+            self.telemetry.update()
+            if config.max_records is not None and consumed_this_run >= config.max_records:
+                return
+            if time.monotonic() - last_record > (config.idle_timeout or math.inf):
+                if self._idle():
+                    event("idle", seconds=config.idle_timeout)
+                    return
+                last_record = time.monotonic()
+
+    def _idle(self) -> bool:
+        """Whether there is nothing to read: the group has given this instance its share
+        and the broker says every partition of it is read to its end. An unreachable
+        broker, a group still joining or records not yet read are not idleness."""
+        assigned = self.consumer.assignment()
+        try:
+            ends = self.consumer.end_offsets(list(assigned), timeout_ms=5000) if assigned else {}
+            if not assigned:
+                partition_count(self.config.bootstrap_servers, self.config.topic)  # does the broker answer?
+        except KafkaError as e:
+            event("idle_clock_held", reason=f"the broker does not answer ({e})")
+            return False
+        if not self.joined:
+            return False
+        return all(ends[tp] <= self.consumer.position(tp, timeout_ms=5000) for tp in assigned)
+
+    def _wait_for_topic(self) -> bool:
+        """Wait, without spinning, until the topic exists; False when a stop or the idle
+        timeout (counted while the broker answers) comes first."""
+        config = self.config
+        since, said = time.monotonic(), ""
+        while not self.stop_requested:
+            try:
+                if partition_count(config.bootstrap_servers, config.topic) > 0:
+                    return True
+                reason = "the topic does not exist yet"
+            except KafkaError as e:
+                reason, since = f"the broker does not answer ({e})", time.monotonic()
+            if reason != said:
+                event("waiting_for_topic", topic=config.topic, reason=reason)
+                said = reason
+            if time.monotonic() - since > (config.idle_timeout or math.inf):
+                event("idle", seconds=config.idle_timeout, reason="the topic never appeared")
+                return False
+            deadline = time.monotonic() + 1.0
+            while time.monotonic() < deadline and not self.stop_requested:
+                time.sleep(0.05)
+        return False
+
+    def _create_output_topics(self) -> None:
+        """Create the predictions and dead-letter topics now (the broker's defaults), so the
+        first record sent to them does not wait on the broker's auto-creation."""
+        for topic in (self.config.predictions_topic, self.config.dead_letter_topic):
+            if topic:
+                try:
+                    ensure_topic(self.config.bootstrap_servers, topic)
+                except KafkaError as e:
+                    event("topic_not_created", topic=topic, error=str(e))
 
     def _producer(self) -> Any:
         if not (self.config.predictions_topic or self.config.dead_letter_topic):
@@ -430,6 +498,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
         with self.service.lock:
             event("rebalance", assigned=sorted(tp.partition for tp in assigned))
             self.service.pending_assignment |= {tp.partition for tp in assigned}
+            self.service.joined = True
 
 
 def install_signal_handlers(service: ConsumerService) -> None:

@@ -27,6 +27,7 @@ class Telemetry:
         self.since.set_function(lambda: time.monotonic() - service.last_checkpoint)
         self.version = Gauge("stream_logreg_model_version", "Records the model has learned (its version)", registry=r)
         self.checkpoint = Gauge("stream_logreg_checkpoint_version", "Version of the last checkpoint", registry=r)
+        self.assigned = Gauge("stream_logreg_assigned_partitions", "Partitions this instance owns", registry=r)
         counters = service.counters
         self._seen = {
             "consumed": counters["consumed"],
@@ -59,7 +60,9 @@ class Telemetry:
         if now - then >= 1.0:
             self.rate.set((counters["learned"] - learned_then) / (now - then))
             self._rate_mark = (now, counters["learned"])
-        for tp in service.consumer.assignment():
+        assignment = service.consumer.assignment()
+        self.assigned.set(len(assignment))
+        for tp in assignment:
             high = service.consumer.highwater(tp)
             if high is not None and tp.partition in service.positions:
                 self.lag.labels(partition=str(tp.partition)).set(max(high - service.positions[tp.partition], 0))

@@ -12,10 +12,12 @@ They stop before a row whose margin is not finite (absurdly large features) and 
 its index, so that the caller can undo the batch; otherwise they return -1.
 
 Nothing is compiled at import: numba compiles on the first call and caches the machine
-code on disk (``cache=True``). The entry points release the GIL while they run (``nogil``),
-so that other threads (kafka-python's network thread, in the service) go on. The slow
-``reference_*`` functions below are the same algorithm written plainly in Python, for the
-tests.
+code on disk (``cache=True``), in ``$NUMBA_CACHE_DIR`` when that is set, else in the
+per-user cache folder (``~/.cache/stream_logreg/numba``), never inside the installed
+package (a cache left in site-packages would outlive the package and shadow a reinstall).
+The entry points release the GIL while they run (``nogil``), so that other threads
+(kafka-python's network thread, in the service) go on. The slow ``reference_*`` functions
+below are the same algorithm written plainly in Python, for the tests.
 """
 
 from __future__ import annotations
@@ -27,9 +29,14 @@ import numpy as np
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
+from numba.core import config as numba_config
 from numba.extending import intrinsic
 
 from stream_logreg import _math
+from stream_logreg._paths import user_cache_dir
+
+if not numba_config.CACHE_DIR:  # type: ignore[attr-defined]  # read by each cache=True decorator below
+    numba_config.CACHE_DIR = str(user_cache_dir() / "numba")  # type: ignore[attr-defined]
 
 _sigmoid = njit(cache=True)(_math.sigmoid)
 _log_loss_gradient = njit(cache=True)(_math.log_loss_gradient)

@@ -27,6 +27,7 @@ from collections import deque
 from pathlib import Path
 from types import TracebackType
 
+from stream_logreg._paths import user_cache_dir
 from stream_logreg.exceptions import StreamLogregError
 
 KAFKA_VERSION = "4.3.1"
@@ -110,8 +111,7 @@ def _tail(text: str, lines: int = 30) -> str:
 
 def broker_classpath(version: str = KAFKA_VERSION) -> Path:
     """Return the folder holding the broker's jars, downloading them with Maven once."""
-    root = Path(os.environ.get("STREAM_LOGREG_CACHE", Path.home() / ".cache" / "stream_logreg"))
-    lib = root / f"kafka-{version}" / "lib"
+    lib = user_cache_dir() / f"kafka-{version}" / "lib"
     if (lib / ".complete").exists():
         return lib
     mvn = _require("mvn", "Maven resolves the Kafka broker's jars from Maven Central")
@@ -185,6 +185,11 @@ class LocalKafka:
     def bootstrap_servers(self) -> str:
         """The address clients connect to, "127.0.0.1:PORT"."""
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker JVM's process id while it runs (None when stopped)."""
+        return self._process.pid if self._process is not None else None
 
     @property
     def log_path(self) -> Path:

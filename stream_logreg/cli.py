@@ -6,8 +6,8 @@ Bad input gets one line on stderr naming the problem and the fix, and exit statu
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
+import contextlib
+import math
 import os
 import signal
 import sys
@@ -19,40 +19,51 @@ from typing import Any
 import orjson
 
 from stream_logreg import LogisticRegression
-
-DATASETS = ("phishing", "bananas", "shuttle")
+from stream_logreg.decode import Schema
+from stream_logreg.sources import DATASETS
 
 
 class UsageError(Exception):
     """A problem with the command line or its inputs: printed as one line, exit 2."""
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """Adds "(default: X)" to a flag's help, unless the help already names its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="stream-logreg", description="Streaming online logistic regression.")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    replay = commands.add_parser("replay", help="learn a file with progressive validation and report the metrics")
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, formatter_class=_ShowDefaults, **kwargs)
+
+    replay = command("replay", help="learn a file with progressive validation and report the metrics")
     replay.add_argument("path", nargs="?", help="a .csv, .jsonl or .parquet file (optionally .gz, .bz2, .zst)")
-    replay.add_argument("--target", help="the label column (default for --dataset: label)")
+    replay.add_argument("--target", help="the label column (required with a file; default with --dataset: label)")
     replay.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH")
-    add_model_options(replay.add_argument)
-    replay.add_argument("--features", help="comma-separated columns to use (default: all but the target)")
-    replay.add_argument("--drop", default="", help="comma-separated columns to ignore")
-    replay.add_argument("--categorical", default="", help="comma-separated columns to one-hot encode")
+    add_model_options(replay.add_argument, resumable=True)
+    add_schema_options(replay.add_argument, categorical_default="auto", resumable=True)
     replay.add_argument("--save", metavar="MODEL.json", help="write the model and how far it got here")
     replay.add_argument("--resume", metavar="MODEL.json", help="go on from a model saved by --save")
     replay.add_argument("--report", metavar="REPORT.json", help="write the summary and learning curve as JSON")
     replay.add_argument("--plot", metavar="CURVE.png", help="write the learning curve as a PNG")
-    replay.add_argument("--every", type=int, default=1000, help="records between learning-curve points")
-    replay.add_argument("--window", type=int, default=1000, help="records in the rolling window")
+    replay.add_argument("--every", type=int, help="records between learning-curve points (default: 1000)")
+    replay.add_argument("--window", type=int, help="records in the rolling window (default: 1000)")
     replay.add_argument("--on-error", choices=("skip", "fail"), default="skip", help="what a malformed row does")
-    replay.add_argument("--max-records", type=int, help="stop after this many rows (then --save can resume)")
+    replay.add_argument("--max-records", type=int, help="stop after this many rows (default: all; --save can resume)")
 
-    broker = commands.add_parser("broker", help="run a local Kafka broker in the foreground (needs Java and Maven)")
-    broker.add_argument("--port", type=int, default=None, help="client port (default: a free one)")
-    broker.add_argument("--data-dir", default=None, help="keep the broker's data here (default: a temporary folder)")
+    broker = command("broker", help="run a local Kafka broker in the foreground (needs Java and Maven)")
+    broker.add_argument("--port", type=int, help="client port (default: a free one)")
+    broker.add_argument("--data-dir", help="keep the broker's data here (default: a temporary folder, removed at exit)")
 
-    consume = commands.add_parser(
+    consume = command(
         "consume",
         help="the live learner: consume a topic, learn, checkpoint, commit",
         description="Every flag can also be set by an environment variable STREAM_LOGREG_<FLAG> "
@@ -66,34 +77,39 @@ def build_parser() -> argparse.ArgumentParser:
     option("--checkpoint-dir", required=True, help="where checkpoints are kept")
     option("--checkpoint-every", type=int, default=10_000, help="records between checkpoints")
     option("--checkpoint-interval", type=float, default=30.0, help="seconds between checkpoints")
-    option("--predictions-topic", help="publish each prediction here")
-    option("--dead-letter-topic", help="send records that cannot be learned here")
+    option("--predictions-topic", help="publish each prediction here (default: none)")
+    option("--dead-letter-topic", help="send records that cannot be learned here (default: none; they are logged)")
     option("--metrics-port", type=int, default=9108, help="Prometheus port (0: none)")
     add_model_options(option)
-    option("--max-records", type=int, help="stop after consuming this many records")
-    option("--idle-timeout", type=float, help="stop after this many seconds without a record")
+    add_schema_options(option, categorical_default="none")
+    option("--max-records", type=int, help="stop after consuming this many records (default: no limit)")
+    option(
+        "--idle-timeout", type=float,
+        help="stop after this many seconds with nothing to read while the broker answers (default: never)",
+    )  # fmt: skip
     option("--curve-every", type=int, default=10_000, help="records between learning-curve points in checkpoints")
 
-    demo = commands.add_parser("demo", help="watch a model learn live from a local Kafka stream (Java + Maven)")
+    demo = command("demo", help="watch a model learn live from a local Kafka stream (Java + Maven)")
     demo.add_argument("--dataset", choices=DATASETS, default="phishing", help="the bundled data set to stream")
-    demo.add_argument("--rate", type=float, default=250.0, help="records per second (default 250)")
-    demo.add_argument("--records", type=int, default=2500, help="records to stream; the data set repeats")
+    demo.add_argument("--rate", type=float, default=250.0, help="records per second")
+    demo.add_argument("--records", type=int, default=6000, help="records to stream; the data set repeats")
     demo.add_argument("--keep-broker", action="store_true", help="leave the local broker running at the end")
-    demo.add_argument("--out", default="stream-logreg-demo", help="folder for checkpoints, log and the PNG")
+    demo.add_argument("--out", help="folder for checkpoints, log and the PNG (default: a new temporary folder)")
 
-    inspect = commands.add_parser("inspect", help="print the newest checkpoint in a checkpoint folder")
+    inspect = command("inspect", help="print the newest checkpoint in a checkpoint folder")
     inspect.add_argument("checkpoint_dir")
     inspect.add_argument("--top", type=int, default=10, help="how many of the largest weights to show")
 
-    produce = commands.add_parser("produce", help="send each row of a file or bundled data set to a topic as JSON")
-    produce.add_argument("path", nargs="?", help="a .csv or .jsonl file (optionally .gz)")
+    produce = command("produce", help="send each row of a file or bundled data set to a topic as JSON")
+    produce.add_argument("path", nargs="?", help="a .csv, .jsonl or .parquet file (optionally .gz, .bz2, .zst)")
     produce.add_argument("--topic", required=True)
     produce.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT")
     produce.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH")
-    produce.add_argument("--target", default="label", help="the label's field name for --dataset (default: label)")
-    produce.add_argument("--key", metavar="COLUMN", help="use this column's value as the message key")
-    produce.add_argument("--rate", type=float, default=None, metavar="N", help="send at most N records per second")
-    produce.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created (default 1)")
+    produce.add_argument("--target", default="label", help="the label's field")
+    add_schema_options(produce.add_argument, categorical_default="none")
+    produce.add_argument("--key", metavar="COLUMN", help="use this column's value as the message key (default: none)")
+    produce.add_argument("--rate", type=float, metavar="N", help="send at most N records per second (default: no cap)")
+    produce.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")
     return parser
 
 
@@ -109,11 +125,55 @@ def env_options(parser: argparse.ArgumentParser) -> Any:
     return option
 
 
-def add_model_options(add_argument: Any) -> None:
-    """The model's flags, through ``add_argument`` (a parser's, or :func:`env_options`'s)."""
-    add_argument("--lr", type=float, default=0.01, help="learning rate of the weights (default 0.01)")
-    add_argument("--l2", type=float, default=0.0, help="L2 penalty (default 0)")
-    add_argument("--intercept-lr", type=float, default=0.01, help="learning rate of the intercept")
+MODEL_DEFAULTS = {"lr": 0.01, "l2": 0.0, "intercept_lr": 0.01}
+
+
+def add_model_options(add_argument: Any, resumable: bool = False) -> None:
+    """The model's flags, through ``add_argument`` (a parser's, or :func:`env_options`'s).
+
+    ``resumable``: the flags default to None (the saved model's values on --resume, else
+    :data:`MODEL_DEFAULTS`), so that a resume can tell a value given from one not given.
+    """
+    helps = {"lr": "learning rate of the weights", "l2": "L2 penalty", "intercept_lr": "learning rate of the intercept"}
+    for name, default in MODEL_DEFAULTS.items():
+        if resumable:
+            text = f"{helps[name]} (default: {default}; with --resume: the saved model's)"
+            add_argument("--" + name.replace("_", "-"), type=float, help=text)
+        else:
+            add_argument("--" + name.replace("_", "-"), type=float, default=default, help=helps[name])
+
+
+def add_schema_options(add_argument: Any, categorical_default: str, resumable: bool = False) -> None:
+    """--features, --drop and --categorical, the same for every command that reads records
+    (``resumable``: they default to None, so that a resume can tell a value given)."""
+    add_argument("--features", help="comma-separated fields to use (default: all but the target)")
+    add_argument("--drop", default=None if resumable else "", help="comma-separated fields to ignore (default: none)")
+    add_argument(
+        "--categorical", default=None if resumable else categorical_default, metavar="FIELDS|auto|none",
+        help="comma-separated fields to one-hot encode as field=value; 'auto': the columns whose values in the "
+        "first 1,000 rows are all non-numeric strings; 'none': every string that is not a number is an error "
+        f"(default: {categorical_default})",
+    )  # fmt: skip
+
+
+def names(text: str | None) -> list[str]:
+    """The comma-separated names of a flag's value ("" or None: none)."""
+    return [name.strip() for name in (text or "").split(",") if name.strip()]
+
+
+def categorical_names(text: str) -> list[str] | None:
+    """--categorical's fields: a list, or None for 'auto'."""
+    if text.strip() == "auto":
+        return None
+    return [] if text.strip() == "none" else names(text)
+
+
+def schema_from(args: argparse.Namespace, target: str, categorical: list[str]) -> Schema:
+    """The Schema the schema flags describe, or UsageError when they contradict each other."""
+    features = names(args.features) or None
+    if features is not None and target in features:
+        raise UsageError(f"--features names the target {target!r}; list only the feature fields")
+    return Schema(target, features, names(args.drop), categorical)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as e:
         print(f"stream-logreg {args.command}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # stdout was closed early (| head): harmless, the work is done
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 0
     raise AssertionError(args.command)  # argparse only lets known commands through
 
 
@@ -152,8 +215,13 @@ def run_consume(args: argparse.Namespace) -> int:
         LogisticRegression(lr=args.lr, l2=args.l2, intercept_lr=args.intercept_lr)
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
+    categorical = categorical_names(args.categorical)
+    if categorical is None:
+        raise UsageError("consume takes --categorical as a list of fields or 'none', not 'auto'")
+    schema = schema_from(args, args.target, categorical)
     config = ServiceConfig(
         bootstrap_servers=args.bootstrap_servers, topic=args.topic, group_id=args.group_id, target=args.target,
+        features=schema.features, drop=schema.drop, categorical=schema.categorical,
         checkpoint_dir=Path(args.checkpoint_dir), checkpoint_every=args.checkpoint_every,
         checkpoint_interval=args.checkpoint_interval, predictions_topic=args.predictions_topic,
         dead_letter_topic=args.dead_letter_topic, metrics_port=args.metrics_port, lr=args.lr, l2=args.l2,
@@ -184,10 +252,11 @@ def run_inspect(folder: str, top: int) -> int:
     accuracy = metrics["correct"] / metrics["n"] if metrics["n"] else float("nan")
     print(f"log loss          {metrics['log_loss']:.6f}")
     print(f"accuracy          {accuracy:.4%}")
-    print(f"intercept         {model.intercept:.6g}")
+    print(f"intercept         {model.intercept:+.6g}")
     weights = sorted(model.weights.items(), key=lambda item: -abs(item[1]))[:top]
+    print(f"top {len(weights)} weights by size:")
     for name, weight in weights:
-        print(f"  {weight:+.6g}  {name}")
+        print(f"  {weight:>+14.6g}  {name}")
     return 0
 
 
@@ -213,78 +282,75 @@ def run_broker(port: int | None, data_dir: str | None) -> int:
     return 0
 
 
-def dataset_records(name: str, target: str) -> Iterator[dict[str, Any]]:
-    """The rows of one of river's bundled data sets as dicts, with the label under ``target``."""
-    from river import datasets
+def produce_value(record: dict[str, Any], schema: Schema) -> dict[str, Any]:
+    """The fields of ``record`` that ``schema`` keeps, as they are sent: a string that reads as
+    a finite number becomes that number (a CSV's fields are all strings), except in a
+    categorical field. Plain numbers are what the consumer service reads fastest.
 
-    loaders: dict[str, Any] = {"phishing": datasets.Phishing, "bananas": datasets.Bananas, "shuttle": datasets.Shuttle}
-    for x, y in loaders[name]():
-        yield {**x, target: int(y)}
-
-
-def file_records(path: str) -> Iterator[dict[str, Any]]:
-    """The rows of a .csv or .jsonl file (optionally .gz), as dicts, in file order."""
-    file = Path(path)
-    if not file.is_file():
-        raise UsageError(f"{path} does not exist; check the path")
-    kind = [s for s in file.suffixes if s != ".gz"][-1:]
-    if kind not in ([".csv"], [".jsonl"]):
-        raise UsageError(f"{path} is not a .csv or .jsonl file; convert it or pass --dataset")
-    return _read_rows(file, kind == [".csv"])
-
-
-def _read_rows(file: Path, is_csv: bool) -> Iterator[dict[str, Any]]:
-    opener: Any = gzip.open if file.suffix == ".gz" else open
-    with opener(file, "rt", encoding="utf-8-sig", newline="") as f:
-        if is_csv:
-            yield from csv.DictReader(f)
-        else:
-            for line in f:
-                if line.strip():
-                    yield orjson.loads(line)
-
-
-def ensure_topic(bootstrap_servers: str, topic: str, partitions: int) -> None:
-    """Create ``topic`` with ``partitions`` partitions unless it exists."""
-    from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import TopicAlreadyExistsError
-
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, bootstrap_timeout_ms=10_000)
-    try:
-        admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)])
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        admin.close()
+    >>> produce_value({"id": "u1", "a": "1.5", "color": "red", "label": "1"}, Schema("label", drop=["id"]))
+    {'a': 1.5, 'color': 'red', 'label': 1.0}
+    """
+    fields = [*(schema.features if schema.features is not None else record), schema.target]
+    value: dict[str, Any] = {}
+    for name in fields:
+        if name in record and name not in schema.drop and name not in value:
+            field = record[name]
+            if isinstance(field, str) and name not in schema.categorical:
+                with contextlib.suppress(ValueError):
+                    number = float(field)
+                    field = number if math.isfinite(number) else field
+            value[name] = field
+    return value
 
 
 def run_produce(args: argparse.Namespace) -> int:
     from kafka import KafkaProducer
-    from kafka.errors import KafkaTimeoutError
+    from kafka.errors import KafkaError
+
+    from stream_logreg.kafka_admin import ensure_topic
+    from stream_logreg.sources import Row, dataset_records, file_format, read_rows
 
     if (args.path is None) == (args.dataset is None):
         raise UsageError("give either a PATH or --dataset (one of them)")
-    records = dataset_records(args.dataset, args.target) if args.dataset else file_records(args.path)
+    categorical = categorical_names(args.categorical)
+    if categorical is None:
+        raise UsageError("produce takes --categorical as a list of fields or 'none', not 'auto'")
+    schema = schema_from(args, args.target, categorical)
+    if args.dataset:
+        rows: Iterator[Row] = (Row(i + 1, r, None) for i, r in enumerate(dataset_records(args.dataset, args.target)))
+    else:
+        if not Path(args.path).is_file():
+            raise UsageError(f"{args.path} does not exist; check the path")
+        try:
+            file_format(args.path)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+        rows = read_rows(args.path)
     try:
         ensure_topic(args.bootstrap_servers, args.topic, args.partitions)
         producer = KafkaProducer(bootstrap_servers=args.bootstrap_servers, acks="all", linger_ms=5)
-    except KafkaTimeoutError:
+    except KafkaError:
         raise UsageError(
             f"no Kafka broker answers at {args.bootstrap_servers} (waited 10 s); "
             "start one with 'stream-logreg broker' or fix --bootstrap-servers"
         ) from None
     sent = acknowledged = 0
+    malformed: list[Row] = []
 
     def on_ack(_: Any) -> None:
         nonlocal acknowledged
         acknowledged += 1
 
     start = time.monotonic()
-    for record in records:
-        if args.key is not None and args.key not in record:
-            raise UsageError(f"record {sent} has no column {args.key!r} for --key; pick an existing column")
-        key = None if args.key is None else str(record[args.key]).encode()
-        producer.send(args.topic, value=orjson.dumps(record), key=key).add_callback(on_ack)
+    for row in rows:
+        if row.record is None:
+            malformed.append(row)
+            continue
+        if args.key is not None and args.key not in row.record:
+            raise UsageError(f"line {row.line} has no column {args.key!r} for --key; pick an existing column")
+        key = None if args.key is None else str(row.record[args.key]).encode()
+        value = orjson.dumps(produce_value(row.record, schema))
+        producer.send(args.topic, value=value, key=key).add_callback(on_ack)
         sent += 1
         if args.rate:
             delay = start + sent / args.rate - time.monotonic()
@@ -293,6 +359,9 @@ def run_produce(args: argparse.Namespace) -> int:
     producer.flush()
     producer.close()
     print(f"sent {sent} records to {args.topic}; {acknowledged} acknowledged")
+    if malformed:
+        print(f"skipped {len(malformed)} malformed rows; the first: line {malformed[0].line}: {malformed[0].error}",
+              file=sys.stderr)  # fmt: skip
     return 0 if acknowledged == sent else 1
 
 

@@ -32,7 +32,15 @@ Example = tuple[dict[str, float], bool]
 
 
 class SchemaError(StreamLogregError, ValueError):
-    """A record that does not fit the schema (missing or bad label, bad value)."""
+    """A record that does not fit the schema (missing or bad label, bad value).
+
+    ``kind`` is the reason without the record's own values (the field, not its value), for
+    counting the records refused for the same reason.
+    """
+
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind or message
 
 
 class DecodeError(StreamLogregError, ValueError):
@@ -126,14 +134,20 @@ def parse_number(name: str, value: Any) -> float:
         except ValueError:
             raise SchemaError(
                 f"field {name!r} has the non-numeric value {value!r}; declare it categorical "
-                "to one-hot encode it, or fix the producer"
+                "to one-hot encode it, or fix the producer",
+                f"field {name!r} holds non-numeric strings; declare it categorical (--categorical {name})",
             ) from None
     elif value is None:
         raise SchemaError(f"field {name!r} is empty (null); every feature needs a value")
     else:
-        raise SchemaError(f"field {name!r} has the value {value!r} of type {type(value).__name__}, not a number")
+        raise SchemaError(
+            f"field {name!r} has the value {value!r} of type {type(value).__name__}, not a number",
+            f"field {name!r} holds values of type {type(value).__name__}, not numbers",
+        )
     if not math.isfinite(number):
-        raise SchemaError(f"field {name!r} has the value {value!r}, which is not finite")
+        raise SchemaError(
+            f"field {name!r} has the value {value!r}, which is not finite", f"field {name!r} holds non-finite values"
+        )
     return number
 
 
@@ -148,7 +162,10 @@ def parse_label(name: str, value: Any) -> bool:
             return True
         if value in _FALSE:
             return False
-    raise SchemaError(f"the label {name!r} has the value {value!r}, which is not binary (0/1 or false/true)")
+    raise SchemaError(
+        f"the label {name!r} has the value {value!r}, which is not binary (0/1 or false/true)",
+        f"the label {name!r} is not binary (0/1 or false/true)",
+    )
 
 
 def json_decoder() -> Callable[[bytes], Mapping[str, Any]]:
@@ -177,36 +194,61 @@ class Rows(NamedTuple):
 
 
 class JsonRows:
-    """Batches of JSON message values to a float64 matrix, for a schema that only names the
-    target (``Schema(target)``): the fast path of the Kafka consumer.
+    """Batches of JSON message values to a float64 matrix: the fast path of the Kafka consumer.
 
     Plain records (flat objects whose values are all numbers, the target 0 or 1, with the
     same keys in the same order as the batch's first record) are read in C, without the
-    GIL, straight into rows, bit for bit what ``Schema(target).decode(orjson.loads(v))``
-    gives. The others (``ok`` False) are for the caller to decode one by one, the slow
-    way, which accepts or refuses each with its reason.
+    GIL, straight into rows, bit for bit what ``schema.decode(orjson.loads(v))`` gives:
+    the columns ``schema`` keeps, in its order. The others (``ok`` False) are for the
+    caller to decode one by one, the slow way, which accepts or refuses each with its
+    reason; so are all records whose layout lacks a field ``schema.features`` names or
+    holds a categorical field.
 
-    >>> rows = JsonRows("label")
+    >>> rows = JsonRows(Schema("label"))
     >>> batch = rows.decode([b'{"a": 1.5, "b": -2, "label": 1}', b'{"a": "x", "label": 1}'])
     >>> batch.features, batch.values[0].tolist(), batch.labels.tolist()[0], batch.ok.tolist()
     (['a', 'b'], [1.5, -2.0], 1.0, [True, False])
+    >>> JsonRows(Schema("label", drop=["a"])).decode([b'{"a": 1.5, "b": -2, "label": 1}']).features
+    ['b']
     """
 
-    def __init__(self, target: str) -> None:
-        self.target = target
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
         self.keys: tuple[str, ...] | None = None
+        self._columns: dict[tuple[str, ...], list[int] | None] = {}
 
     def decode(self, values: list[bytes | None]) -> Rows:
+        target = self.schema.target
         first = values[0] if values else None
-        keys = _jsonrows.layout(first, self.target) if isinstance(first, bytes) else None
+        keys = _jsonrows.layout(first, target) if isinstance(first, bytes) else None
         self.keys = keys or self.keys  # a first record off the plain form keeps the last layout
         if self.keys is None:
             return Rows([], np.empty((len(values), 0)), np.empty(len(values)), np.zeros(len(values), dtype=np.bool_))
-        features = [key for key in self.keys if key != self.target]
+        features = [key for key in self.keys if key != target]
         out, labels = np.empty((len(values), len(features))), np.empty(len(values))
         ok = np.empty(len(values), dtype=np.uint8)
-        _jsonrows.rows(values, self.keys, self.target, out, labels, ok)
+        _jsonrows.rows(values, self.keys, target, out, labels, ok)
+        if self.keys not in self._columns:
+            self._columns[self.keys] = self._kept(features)
+        columns = self._columns[self.keys]
+        if columns is None:
+            ok[:] = 0
+        elif columns != list(range(len(features))):
+            out, features = out[:, columns], [features[c] for c in columns]
         return Rows(features, out, labels, ok.view(np.bool_))
+
+    def _kept(self, features: list[str]) -> list[int] | None:
+        """The positions of the schema's features among a layout's, in the schema's order;
+        None when the layout cannot be read as plain numbers under this schema."""
+        schema = self.schema
+        position = {name: i for i, name in enumerate(features)}
+        if any(name in position for name in schema.categorical):
+            return None
+        names = schema.features if schema.features is not None else features
+        kept = [name for name in names if name != schema.target and name not in schema.drop]
+        if any(name not in position for name in kept):
+            return None
+        return [position[name] for name in kept]
 
 
 def csv_decoder(header: list[str]) -> Callable[[bytes], Mapping[str, Any]]:

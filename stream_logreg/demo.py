@@ -1,11 +1,13 @@
 """``stream-logreg demo``: watch a model learn live from a Kafka stream, in one command.
 
-Starts a local broker (or uses ``$KAFKA_BOOTSTRAP_SERVERS``), streams a bundled data set
-into a new topic at a steady rate with a few poison records mixed in, runs the consumer
-service against it as a separate process, and shows its figures about once a second
-(scraped from the service's Prometheus endpoint). At the end, or on Ctrl-C, it stops the
-service (SIGTERM: final checkpoint and commit), prints a summary, writes a learning-curve
-PNG and names the final model's file.
+Starts a local broker (or uses ``$KAFKA_BOOTSTRAP_SERVERS``), starts the consumer service
+as a separate process and waits until it owns the demo topic's partition, then streams a
+bundled data set into the topic at a steady rate with a few poison records mixed in. While
+it runs, a live view (``rich``) shows the service's figures, scraped from its Prometheus
+endpoint twice a second; without a terminal it prints one plain line a second instead.
+At the end, or on Ctrl-C, it stops the service (SIGTERM: final checkpoint and commit),
+prints a summary, writes a learning-curve PNG and names the final model's file. The
+broker, its data and the service are cleaned up; the output folder is kept.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,16 @@ import orjson
 
 POISON = [b'{"broken json', b'{"label": 7}', b'{"x": "abc", "label": 1}']
 POISON_EVERY = 250
+
+
+def service_command(*flags: str) -> list[str]:
+    """The command that runs ``stream-logreg consume`` with ``flags`` in a new process.
+
+    ``-P`` keeps the working directory off ``sys.path``: run from a clone's root, where a
+    ``stream_logreg/`` source folder sits without its compiled extensions, the installed
+    package is still the one imported.
+    """
+    return [sys.executable, "-P", "-m", "stream_logreg.cli", "consume", *flags]
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -44,18 +57,23 @@ def scrape(port: int) -> dict[str, float]:
     return values
 
 
-def stream(bootstrap: str, topic: str, dataset: str, records: int, rate: float, sent: list[int]) -> None:
-    """Send ``records`` records (the data set over and over, a poison one every 250th) at ``rate``/s."""
-    from kafka import KafkaProducer
-
-    from stream_logreg.cli import dataset_records
+def demo_values(dataset: str, records: int) -> Iterator[bytes]:
+    """``records`` JSON records of ``dataset`` (repeated as needed), a poison one every 250th."""
+    from stream_logreg.sources import dataset_records
 
     rows = itertools.chain.from_iterable(dataset_records(dataset, "label") for _ in itertools.count())
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    start = time.monotonic()
     for i in range(records):
         row = next(rows)
-        value = POISON[(i // POISON_EVERY) % len(POISON)] if i % POISON_EVERY == POISON_EVERY - 1 else orjson.dumps(row)
+        yield POISON[(i // POISON_EVERY) % len(POISON)] if i % POISON_EVERY == POISON_EVERY - 1 else orjson.dumps(row)
+
+
+def stream(bootstrap: str, topic: str, values: Iterator[bytes], rate: float, sent: list[int]) -> None:
+    """Send ``values`` to ``topic`` at ``rate`` per second, counting them in ``sent[0]``."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    start = time.monotonic()
+    for i, value in enumerate(values):
         producer.send(topic, value=value)
         sent[0] = i + 1
         delay = start + (i + 1) / rate - time.monotonic()
@@ -65,86 +83,193 @@ def stream(bootstrap: str, topic: str, dataset: str, records: int, rate: float, 
     producer.close()
 
 
-def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir: str) -> int:
-    from stream_logreg.broker import LocalKafka, free_port
-    from stream_logreg.cli import ensure_topic
-    from stream_logreg.evaluate import plot_curve
+class Figures:
+    """What the live view shows, from the service's metrics and the producer's count."""
 
-    interactive = sys.stdout.isatty()
-    folder = Path(out_dir)
+    def __init__(self, records: int) -> None:
+        self.records = records
+        self.values: dict[str, float] = {}
+        self.started = time.monotonic()
+
+    def get(self, name: str) -> float | None:
+        return self.values.get(f"stream_logreg_{name}")
+
+    @property
+    def done(self) -> float:
+        return (self.get("records_learned_total") or 0) + (self.get("records_dead_lettered_total") or 0)
+
+    def rows(self, sent: int) -> list[tuple[str, str]]:
+        def show(name: str, form: str) -> str:
+            value = self.get(name)
+            return "-" if value is None else format(value, form)
+
+        return [
+            ("records produced", f"{sent:,} of {self.records:,}"),
+            ("records learned", show("records_learned_total", ",.0f")),
+            ("records/s", show("records_per_second", ",.0f")),
+            ("lag", show('lag{partition="0"}', ",.0f")),
+            ("log loss", show('log_loss{window="cumulative"}', ".4f")),
+            ("accuracy", show('accuracy{window="cumulative"}', ".2%")),
+            ("log loss, last 1,000", show('log_loss{window="rolling"}', ".4f")),
+            ("accuracy, last 1,000", show('accuracy{window="rolling"}', ".2%")),
+            ("dead letters", show("records_dead_lettered_total", ",.0f")),
+        ]
+
+    def line(self, sent: int) -> str:
+        """One plain progress line (when there is no terminal)."""
+        shown = dict(self.rows(sent))
+        return (
+            f"learned {shown['records learned']:>8} | {shown['records/s']:>7} rec/s | lag {shown['lag']:>6} | "
+            f"log loss {shown['log loss']} | accuracy {shown['accuracy']} | dead letters {shown['dead letters']}"
+        )
+
+    def view(self, title: str, sent: int, status: str) -> Any:
+        """The live view: a progress bar over the records, and the figures."""
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.table import Table
+
+        table = Table(title=title, show_header=False, box=None, padding=(0, 2))
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for name, value in self.rows(sent):
+            table.add_row(name, value)
+        table.add_row("elapsed", f"{time.monotonic() - self.started:.0f} s")
+        return Group(status, ProgressBar(total=self.records, completed=self.done, width=60), table)
+
+
+def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir: str | None) -> int:
+    """Run the demo; return the exit status."""
+    from kafka.errors import KafkaError
+    from rich.console import Console
+
+    from stream_logreg.broker import BrokerError, LocalKafka, free_port
+    from stream_logreg.cli import UsageError
+    from stream_logreg.kafka_admin import ensure_topic
+
+    console = Console()
+    folder = Path(out_dir) if out_dir else Path(tempfile.mkdtemp(prefix="stream-logreg-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
+    print(f"output folder: {folder}", flush=True)
+    kafka = None
     with contextlib.ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
             print("starting a local Kafka broker (Java + Maven; the first run downloads its jars) ...", flush=True)
-            kafka = LocalKafka(data_dir=tempfile.mkdtemp(prefix="stream-logreg-demo-kafka-")).start()
+            kafka = LocalKafka()
             if not keep_broker:
-                stack.callback(kafka.close)
+                stack.callback(kafka.close)  # stops it and removes its data
+            try:
+                kafka.start()
+            except BrokerError as e:
+                raise UsageError(str(e)) from None
             bootstrap = kafka.bootstrap_servers
         topic = f"demo-{dataset}-{uuid.uuid4().hex[:6]}"
-        ensure_topic(bootstrap, topic, 1)
+        dead_letters = f"{topic}-dead-letters"
+        try:
+            ensure_topic(bootstrap, topic, 1)
+            ensure_topic(bootstrap, dead_letters, 1)
+        except KafkaError:
+            raise UsageError(
+                f"no Kafka broker answers at {bootstrap}; fix KAFKA_BOOTSTRAP_SERVERS or unset it to start a local one"
+            ) from None
         port = free_port()
         checkpoints = folder / "checkpoints"
-        service = subprocess.Popen(
-            [sys.executable, "-m", "stream_logreg.cli", "consume", "--bootstrap-servers", bootstrap, "--topic", topic,
-             "--group-id", f"{topic}-learner", "--target", "label", "--checkpoint-dir", str(checkpoints),
-             "--checkpoint-every", "500", "--checkpoint-interval", "5", "--metrics-port", str(port),
-             "--dead-letter-topic", f"{topic}-dead-letters", "--lr", "0.05", "--intercept-lr", "0.05",
-             "--curve-every", "100"],
-            stdout=subprocess.DEVNULL, stderr=(folder / "service.log").open("wb"),
-        )  # fmt: skip
-        stack.callback(service.kill)  # a no-op once it has exited
-        sent = [0]
-        producer = threading.Thread(target=stream, args=(bootstrap, topic, dataset, records, rate, sent), daemon=True)
-        producer.start()
-        print(f"streaming {records:,} records of {dataset} into {topic} at {rate:,.0f}/s; Ctrl-C stops", flush=True)
-        values: dict[str, Any] = {}
+        service_log = folder / "service.log"
+        with service_log.open("wb") as log:
+            service = subprocess.Popen(
+                service_command(
+                    "--bootstrap-servers", bootstrap, "--topic", topic, "--group-id", f"{topic}-learner",
+                    "--target", "label", "--checkpoint-dir", str(checkpoints), "--checkpoint-every", "500",
+                    "--checkpoint-interval", "5", "--metrics-port", str(port), "--dead-letter-topic", dead_letters,
+                    "--lr", "0.05", "--intercept-lr", "0.05", "--curve-every", "100",
+                ),
+                stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        stack.callback(_end, service)
+        figures, sent = Figures(records), [0]
+        producer = threading.Thread(
+            target=stream, args=(bootstrap, topic, demo_values(dataset, records), rate, sent), daemon=True
+        )
+        title = f"stream-logreg demo: {dataset} -> {topic}"
+        status = "starting the consumer service ..."
+        live = None
+        if console.is_terminal:
+            from rich.live import Live
+
+            live = stack.enter_context(Live(figures.view(title, 0, status), console=console, refresh_per_second=4))
+        else:
+            print(status, flush=True)
+        last_line = 0.0
         try:
             while True:
-                time.sleep(1.0)
-                values = scrape(port) or values
-                learned = values.get("stream_logreg_records_learned_total", 0)
-                dead = values.get("stream_logreg_records_dead_lettered_total", 0)
-                loss = values.get('stream_logreg_log_loss{window="cumulative"}', float("nan"))
-                accuracy = values.get('stream_logreg_accuracy{window="cumulative"}', float("nan"))
-                per_second = values.get("stream_logreg_records_per_second", 0)
-                lag = values.get('stream_logreg_lag{partition="0"}', 0)
-                line = (
-                    f"learned {learned:>8,.0f} | {per_second:>7,.0f} rec/s | lag {lag:>6,.0f} | "
-                    f"log loss {loss:.4f} | accuracy {accuracy:.2%} | dead letters {dead:,.0f}"
-                )
-                print("\r" + line if interactive else line, end="" if interactive else "\n", flush=True)
-                if not producer.is_alive() and learned + dead >= sent[0]:
+                time.sleep(0.5)
+                figures.values = scrape(port) or figures.values
+                if not producer.is_alive() and sent[0] == 0 and (figures.get("assigned_partitions") or 0) >= 1:
+                    producer.start()  # the service owns the partition: the stream starts now
+                    status = f"streaming {records:,} records at {rate:,.0f}/s, a poison one every {POISON_EVERY}; "
+                    status += "Ctrl-C stops"
+                    if live is None:
+                        print(status, flush=True)
+                if live is not None:
+                    live.update(figures.view(title, sent[0], status))
+                elif time.monotonic() - last_line >= 1.0 and producer.ident is not None:
+                    last_line = time.monotonic()
+                    print(figures.line(sent[0]), flush=True)
+                if producer.ident is not None and not producer.is_alive() and figures.done >= sent[0]:
                     break
                 if service.poll() is not None:
-                    print(
-                        f"\nthe consumer service exited with status {service.returncode}; see {folder / 'service.log'}"
-                    )
+                    if live is not None:
+                        live.stop()
+                    print(f"the consumer service exited with status {service.returncode}; see {service_log}:")
+                    print(_tail(service_log))
                     return 1
         except KeyboardInterrupt:
-            print("\nstopping ...", flush=True)
-        if interactive:
-            print()
+            status = "stopping ..."
+        if live is not None:
+            live.update(figures.view(title, sent[0], "done: final checkpoint ..."))
+            live.stop()
+        else:
+            print(figures.line(sent[0]), flush=True)
         service.send_signal(signal.SIGTERM)
-        status = service.wait(timeout=60)
-        values = values or {}
-        from consumers.checkpoints import CheckpointStore
+        code = service.wait(timeout=60)
+        _summary(folder, checkpoints, dataset, sent[0])
+        if kafka is not None and keep_broker:
+            print(f"  broker             left running at {bootstrap}, PID {kafka.pid}")
+            print(f"                     stop it with: kill {kafka.pid}; then remove its data: rm -r {kafka.data_dir}")
+        return 0 if code == 0 else 1
+    return 1  # not reached: the with block returns
 
-        final = CheckpointStore(checkpoints).latest()
-        png = folder / "learning-curve.png"
-        curve = final.progress["metrics"]["curve"] if final else []
-        if curve:  # the service's own curve: a point every 100 records, cumulative and rolling
-            plot_curve(curve, str(png), title=f"Live learning from Kafka: {dataset}")
-        counters = final.progress["counters"] if final else {"learned": 0, "dead_lettered": 0, "consumed": 0}
-        metrics = final.progress["metrics"] if final else {"log_loss": float("nan"), "correct": 0, "n": 0}
-        print("summary")
-        print(f"  records produced   {sent[0]:,}")
-        print(f"  records learned    {counters['learned']:,}")
-        print(f"  dead letters       {counters['dead_lettered']:,}")
-        print(f"  log loss           {metrics['log_loss']:.4f}")
-        print(f"  accuracy           {metrics['correct'] / max(metrics['n'], 1):.2%}")
-        print(f"  learning curve     {png if curve else '(no data)'}")
-        print(f"  final model        {final.path if final else '(none)'}")
-        if keep_broker and not os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-            print(f"  broker left running at {bootstrap} (data in {kafka.data_dir})")
-        return 0 if status == 0 else 1
+
+def _summary(folder: Path, checkpoints: Path, dataset: str, sent: int) -> None:
+    from consumers.checkpoints import CheckpointStore
+    from stream_logreg.evaluate import plot_curve
+
+    final = CheckpointStore(checkpoints).latest()
+    png = folder / "learning-curve.png"
+    curve = final.progress["metrics"]["curve"] if final else []
+    if curve:  # the service's own curve: a point every 100 records, cumulative and rolling
+        plot_curve(curve, str(png), title=f"Live learning from Kafka: {dataset}")
+    counters = final.progress["counters"] if final else {"learned": 0, "dead_lettered": 0}
+    metrics = final.progress["metrics"] if final else {"n": 0}
+    print("summary")
+    print(f"  records produced   {sent:,}")
+    print(f"  records learned    {counters['learned']:,}")
+    print(f"  dead letters       {counters['dead_lettered']:,}")
+    n = metrics["n"]
+    print(f"  log loss           {format(metrics['log_loss'], '.4f') if n else 'n/a'}")
+    print(f"  accuracy           {format(metrics['correct'] / n, '.2%') if n else 'n/a'}")
+    print(f"  learning curve     {png if curve else '(no data)'}")
+    print(f"  final model        {final.path if final else '(none)'}")
+    print(f"  service log        {folder / 'service.log'}")
+
+
+def _end(service: subprocess.Popen[bytes]) -> None:
+    """Kill the service if it is still running (after an error); a no-op once it has exited."""
+    if service.poll() is None:
+        service.kill()
+        service.wait()
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

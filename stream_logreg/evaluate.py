@@ -104,6 +104,12 @@ class ProgressiveMetrics:
         # scipy.integrate.trapezoid(x=fprs, y=tprs), as river calls it, operation for operation.
         return float(-np.add.reduce(np.diff(fprs) * (tprs[1:] + tprs[:-1]) / 2.0))
 
+    @property
+    def defined_roc_auc(self) -> float:
+        """The cumulative ROC AUC, or NaN while one class has not been seen (where river's
+        reads 0): what a report should print."""
+        return self.roc_auc if self._positives and self._negatives else math.nan
+
     def rolling(self) -> dict[str, float]:
         """Log loss, accuracy and exact ROC AUC over the last ``window`` records."""
         p, y = self._recent_probas, self._recent_labels

@@ -20,3 +20,18 @@ class ModelFileError(StreamLogregError, ValueError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"cannot load {path}: {problem}; {fix}")
+
+
+class DataFileError(StreamLogregError, ValueError):
+    """A data file that cannot be read on: a repeated column name, a damaged or cut-short
+    compressed stream, bytes that are not text. ``path`` names the file and ``line`` the
+    last line (or row) read well, 0 if none.
+
+    >>> str(DataFileError("d.csv.gz", 120, "the gzip stream ends early"))
+    'd.csv.gz cannot be read after line 120: the gzip stream ends early'
+    """
+
+    def __init__(self, path: str | Path, line: int, problem: str) -> None:
+        self.path, self.line, self.problem = str(path), line, problem
+        where = f"after line {line}" if line else "from its start"
+        super().__init__(f"{path} cannot be read {where}: {problem}")

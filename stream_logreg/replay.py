@@ -17,25 +17,40 @@ import numpy as np
 from stream_logreg._learner import LogisticRegression
 from stream_logreg.decode import Schema, SchemaError
 from stream_logreg.evaluate import ProgressiveMetrics
-from stream_logreg.sources import Row
+from stream_logreg.exceptions import DataFileError
+from stream_logreg.sources import Row, read_errors
 
 MAX_LISTED = 10
+MAX_KINDS = 100
+OTHER_KINDS = "(other reasons)"
 
 
 @dataclass
 class ReplayState:
-    """How far a replay got: rows consumed (good or bad), learned, skipped, and why."""
+    """How far a replay got: rows consumed (good or bad), learned, skipped, and why: the
+    first ten skipped rows, and how many rows each kind of reason skipped (at most 100
+    kinds; the rest are counted together)."""
 
     rows_done: int = 0
     learned: int = 0
     skipped: int = 0
     first_skipped: list[tuple[int, str]] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
     failed_at: tuple[int, str] | None = None
 
-    def skip(self, line: int, reason: str) -> None:
+    def skip(self, line: int, reason: str, kind: str | None = None) -> None:
+        """Count a skipped row; ``kind`` is its reason without the row's own values."""
         self.skipped += 1
         if len(self.first_skipped) < MAX_LISTED:
             self.first_skipped.append((line, reason))
+        kind = kind or reason.split(" (", 1)[0]
+        if kind not in self.reasons and len(self.reasons) >= MAX_KINDS:
+            kind = OTHER_KINDS
+        self.reasons[kind] = self.reasons.get(kind, 0) + 1
+
+    def main_reason(self) -> tuple[str, int] | None:
+        """The kind of reason that skipped the most rows, and how many."""
+        return max(self.reasons.items(), key=lambda item: item[1]) if self.reasons else None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -43,15 +58,17 @@ class ReplayState:
             "learned": self.learned,
             "skipped": self.skipped,
             "first_skipped": [list(item) for item in self.first_skipped],
+            "reasons": self.reasons,
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ReplayState:
         return cls(
-            rows_done=data["rows_done"],
-            learned=data["learned"],
-            skipped=data["skipped"],
+            rows_done=int(data["rows_done"]),
+            learned=int(data["learned"]),
+            skipped=int(data["skipped"]),
             first_skipped=[(int(line), str(reason)) for line, reason in data["first_skipped"]],
+            reasons={str(kind): int(count) for kind, count in data.get("reasons", {}).items()},
         )
 
 
@@ -71,6 +88,8 @@ def replay(
     A malformed row is never learned: with on_error="skip" it is counted and the first ten
     are kept with their line numbers; with "fail" the replay stops there and
     ``state.failed_at`` names it. ``max_records`` stops after that many rows in total.
+    A file that cannot be read on raises :class:`DataFileError` once every row before the
+    damage is learned, so ``state`` then says how far the replay got.
     """
     xs: list[dict[str, float]] = []
     ys: list[bool] = []
@@ -85,31 +104,35 @@ def replay(
             if progress is not None:
                 progress(state)
 
-    for number, row in enumerate(rows):
-        if number < state.rows_done:
-            continue
-        if max_records is not None and number >= max_records:
-            break
-        problem = row.error
-        if problem is None:
-            try:
-                x, y = schema.decode(row.record or {})
-            except SchemaError as e:
-                problem = str(e)
-        if problem is not None:
-            if on_error == "fail":
-                flush()
-                state.failed_at = (row.line, problem)
-                return state
-            state.skip(row.line, problem)
+    try:
+        for number, row in enumerate(rows):
+            if number < state.rows_done:
+                continue
+            if max_records is not None and number >= max_records:
+                break
+            problem, kind = row.error, None
+            if problem is None:
+                try:
+                    x, y = schema.decode(row.record or {})
+                except SchemaError as e:
+                    problem, kind = str(e), e.kind
+            if problem is not None:
+                if on_error == "fail":
+                    flush()
+                    state.failed_at = (row.line, problem)
+                    return state
+                state.skip(row.line, problem, kind)
+                state.rows_done = number + 1
+                continue
+            xs.append(x)
+            ys.append(y)
+            lines.append(row.line)
             state.rows_done = number + 1
-            continue
-        xs.append(x)
-        ys.append(y)
-        lines.append(row.line)
-        state.rows_done = number + 1
-        if len(xs) == batch_size:
-            flush()
+            if len(xs) == batch_size:
+                flush()
+    except DataFileError:
+        flush()  # the rows read before the damage are learned, as state.rows_done says
+        raise
     flush()
     return state
 
@@ -132,7 +155,7 @@ def _learn(
                 p = model.predict_proba_one(x)[True]
                 model.learn_one(x, y)
             except ValueError as e:
-                state.skip(line, str(e))
+                state.skip(line, str(e), "the margin is not finite (the features are too large)")
                 continue
             metrics.update(np.array([p]), np.array([float(y)]))
             state.learned += 1
@@ -189,7 +212,7 @@ def replay_columns(
             seen += n
             if max_records is not None and seen >= max_records:
                 return True
-    except pa.ArrowInvalid:  # a row pyarrow cannot parse (a wrong number of fields, ...)
+    except (pa.ArrowInvalid, *read_errors()):  # a row pyarrow cannot parse, a damaged file: the row path says where
         return False
     return True
 

@@ -1,49 +1,73 @@
-"""``stream-logreg replay``: a file (or a bundled data set) through progressive validation."""
+"""``stream-logreg replay``: a file (or a bundled data set) through progressive validation.
+
+Decisions a user sees:
+
+- ``--categorical auto`` (the default): the columns whose values in the first 1,000 rows
+  are all strings that are not numbers are one-hot encoded; the summary names them.
+- ``--save`` records the file's identity (size, SHA-256 of its first and last 64 KiB) and
+  the settings; ``--resume`` refuses (exit 2) a file or a setting that differs. After a
+  replay stopped by a damaged file, only the first 64 KiB must match: the file was fixed.
+- The model is saved before anything is printed, so a closed stdout loses nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import itertools
+import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from stream_logreg._learner import LogisticRegression
-from stream_logreg.cli import UsageError, dataset_records
+from stream_logreg.cli import MODEL_DEFAULTS, UsageError, categorical_names, names, schema_from
 from stream_logreg.decode import Schema
 from stream_logreg.evaluate import ProgressiveMetrics, plot_curve
-from stream_logreg.exceptions import ModelFileError
+from stream_logreg.exceptions import DataFileError, ModelFileError
 from stream_logreg.replay import ReplayState, replay, replay_columns
-from stream_logreg.sources import Row, column_batches, file_format, header, read_rows
+from stream_logreg.sources import ReadPosition, Row, column_batches, dataset_records, file_format, header, read_rows
+
+AUTO_ROWS = 1000
+IDENTITY_BLOCK = 64 * 1024
 
 
-def _names(text: str | None) -> list[str]:
-    return [name.strip() for name in (text or "").split(",") if name.strip()]
+@dataclass
+class Source:
+    """What a replay reads: a name for it, the path (None for a bundled data set), its
+    first rows (to check the target and find the categorical columns) and its identity."""
+
+    name: str
+    path: Path | None
+    first: list[Row]
+    identity: dict[str, Any] | None
+
+    def rows(self, target: str, position: ReadPosition) -> Iterator[Row]:
+        if self.path is None:
+            return (Row(i + 1, record, None) for i, record in enumerate(dataset_records(self.name[8:], target)))
+        return read_rows(self.path, position)
 
 
-def _fast_columns(args: argparse.Namespace, schema: Schema) -> list[str] | None:
-    """The feature columns for the columnar fast path, or None when it does not apply."""
-    if args.dataset or schema.categorical or file_format(args.path)[0] not in (".csv", ".parquet"):
-        return None
-    names = header(args.path)
-    features = list(schema.features) if schema.features is not None else names
-    features = [name for name in features if name != schema.target and name not in schema.drop]
-    if len(set(names)) != len(names) or not set(features) <= set(names):
-        return None
-    return features
+def file_identity(path: Path) -> dict[str, Any]:
+    """The file's size and the SHA-256 of its first and last 64 KiB."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = hashlib.sha256(f.read(IDENTITY_BLOCK)).hexdigest()
+        f.seek(max(size - IDENTITY_BLOCK, 0))
+        tail = hashlib.sha256(f.read()).hexdigest()
+    return {"size": size, "head": head, "tail": tail}
 
 
-def _source(args: argparse.Namespace) -> tuple[str, Iterator[Row], str]:
-    """(a name for the source, its rows, the target column), checking what can be checked first."""
-    if (args.path is None) == (args.dataset is None):
-        raise UsageError("give either a PATH or --dataset (one of them)")
+def _source(args: argparse.Namespace, target: str | None) -> Source:
+    """The source, with what can be checked before the replay checked (the target column,
+    unless ``target`` is None)."""
     if args.dataset:
-        target = args.target or "label"
-        rows = (Row(i + 1, record, None) for i, record in enumerate(dataset_records(args.dataset, target)))
-        return f"dataset:{args.dataset}", rows, target
+        return Source(f"dataset:{args.dataset}", None, [], None)
     path = Path(args.path)
     if not path.is_file():
         raise UsageError(f"{path} does not exist; check the path")
@@ -51,51 +75,183 @@ def _source(args: argparse.Namespace) -> tuple[str, Iterator[Row], str]:
         file_format(path)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    if not args.target:
-        raise UsageError("--target is required with a file: name the label column")
-    file_rows = read_rows(path)
-    first = next(file_rows, None)
-    if first is None:
+    first: list[Row] = []
+    try:
+        first.extend(itertools.islice(read_rows(path), AUTO_ROWS))
+    except DataFileError as e:
+        if not first:
+            raise UsageError(str(e)) from None  # the replay meets the damage after these rows and says so
+    if not first:
         raise UsageError(f"{path} has no data rows; replay a file with a header and at least one row")
-    if first.record is not None and args.target not in first.record:
+    record = next((row.record for row in first if row.record is not None), None)
+    if record is not None and target is not None and target not in record:
         raise UsageError(
-            f"{path} has no column {args.target!r} (columns: {', '.join(map(str, first.record))}); "
+            f"{path} has no column {target!r} (columns: {', '.join(map(str, record))}); "
             "pass the label's column to --target"
         )
-
-    def all_rows() -> Iterator[Row]:
-        yield first
-        yield from file_rows
-
-    return str(path.resolve()), all_rows(), args.target
+    return Source(str(path.resolve()), path, first, file_identity(path))
 
 
-def _progress_printer() -> Any:
-    if not sys.stderr.isatty():
+def detect_categorical(rows: list[Row], schema: Schema) -> list[str]:
+    """The feature columns whose non-empty values in ``rows`` are all strings that are not
+    numbers, in the order first seen (a numeric column with a stray string stays numeric:
+    that row is a bad row)."""
+    textual: dict[str, bool] = {}
+    for row in rows:
+        for name, value in (row.record or {}).items():
+            if name == schema.target or name in schema.drop or value is None or value == "":
+                continue
+            if schema.features is not None and name not in schema.features:
+                continue
+            is_text = isinstance(value, str) and not _is_number(value)
+            textual[name] = textual.get(name, True) and is_text
+    return [name for name, is_text in textual.items() if is_text]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass
+class Run:
+    """Everything one replay works on."""
+
+    model: LogisticRegression
+    metrics: ProgressiveMetrics
+    state: ReplayState
+    schema: Schema
+    auto_categorical: bool
+    damaged: bool = False
+
+
+def _settings(run: Run) -> dict[str, Any]:
+    schema = run.schema
+    return {
+        "target": schema.target,
+        "features": None if schema.features is None else list(schema.features),
+        "drop": list(schema.drop),
+        "categorical": list(schema.categorical),
+        "auto_categorical": run.auto_categorical,
+    }
+
+
+def _resumed(args: argparse.Namespace, source: Source) -> Run:
+    """The run saved in --resume, after checking that the source and the flags given match it."""
+    try:
+        model, progress = LogisticRegression.load_with_progress(args.resume)
+    except ModelFileError as e:
+        raise UsageError(str(e)) from None
+    if not progress or progress.get("source") != source.name:
+        raise UsageError(
+            f"{args.resume} was not saved by a replay of {source.name} "
+            f"(it records {progress.get('source') if progress else 'no replay'}); resume the same source"
+        )
+    saved_file = progress.get("file")
+    if source.identity is not None and saved_file is not None:
+        keys = ("head",) if progress.get("damaged") else ("size", "head", "tail")
+        changed = [key for key in keys if saved_file[key] != source.identity[key]]
+        if changed:
+            what = {"size": f"its size ({saved_file['size']:,} bytes then, {source.identity['size']:,} now)",
+                    "head": "its first 64 KiB", "tail": "its last 64 KiB"}  # fmt: skip
+            raise UsageError(
+                f"{source.name} changed since {args.resume} was saved: {', '.join(what[k] for k in changed)} differ; "
+                "resume with the file it was saved from, or start afresh without --resume"
+            )
+    saved = progress.get("settings", {})
+    metrics = ProgressiveMetrics.from_state(progress["metrics"])
+    given = {
+        "--lr": (args.lr, model.lr),
+        "--l2": (args.l2, model.l2),
+        "--intercept-lr": (args.intercept_lr, model.intercept_lr),
+        "--target": (args.target, saved.get("target", args.target)),
+        "--features": (names(args.features) or None, saved.get("features")),
+        "--drop": (None if args.drop is None else names(args.drop), saved.get("drop")),
+        "--categorical": (None if args.categorical in (None, "auto") else categorical_names(args.categorical),
+                          saved.get("categorical")),
+        "--window": (args.window, metrics.window),
+        "--every": (args.every, metrics.every),
+    }  # fmt: skip
+    for flag, (value, before) in given.items():
+        if value is not None and value != before:
+            raise UsageError(
+                f"{flag} {value} differs from the {before} that {args.resume} was saved with; "
+                f"drop {flag} to go on with the saved value, or start afresh without --resume"
+            )
+    target = saved.get("target") or args.target or "label"
+    schema = Schema(target, saved.get("features"), saved.get("drop", []), saved.get("categorical", []))
+    state = ReplayState.from_json(progress["state"])
+    return Run(model, metrics, state, schema, bool(saved.get("auto_categorical", False)))
+
+
+def _fresh(args: argparse.Namespace, source: Source, target: str) -> Run:
+    try:
+        model = LogisticRegression(
+            **{name: default if getattr(args, name) is None else getattr(args, name)
+               for name, default in MODEL_DEFAULTS.items()}
+        )  # fmt: skip
+        metrics = ProgressiveMetrics(window=args.window or 1000, every=args.every or 1000)
+    except (TypeError, ValueError) as e:
+        raise UsageError(str(e)) from None
+    categorical = categorical_names(args.categorical or "auto")
+    schema = schema_from(args, target, categorical or [])
+    if categorical is None:
+        schema = schema_from(args, target, detect_categorical(source.first, schema))
+    return Run(model, metrics, ReplayState(), schema, categorical is None)
+
+
+def _fast_columns(source: Source, schema: Schema) -> list[str] | None:
+    """The feature columns for the columnar fast path, or None when it does not apply."""
+    if source.path is None or schema.categorical or file_format(source.path)[0] not in (".csv", ".parquet"):
         return None
-    start, last = time.monotonic(), 0.0
+    columns = header(source.path)
+    features = list(schema.features) if schema.features is not None else columns
+    features = [name for name in features if name != schema.target and name not in schema.drop]
+    if not set(features) <= set(columns):
+        return None
+    return features
+
+
+def _progress_bar(position: ReadPosition) -> Any:
+    """A rich progress bar on stderr (a terminal only): the share of the file read, records
+    per second, time left. Returns (callback, the bar to stop) or (None, None)."""
+    if not sys.stderr.isatty():
+        return None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("replaying"), BarColumn(), TaskProgressColumn(), TextColumn("{task.fields[learned]} learned"),
+        TextColumn("{task.fields[rate]} records/s"), TimeRemainingColumn(), console=Console(stderr=True),
+    )  # fmt: skip
+    task = bar.add_task("replay", total=None, learned="0", rate="-")
+    bar.start()
+    start = time.monotonic()
 
     def show(state: ReplayState) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= 0.25:
-            last = now
-            rate = state.learned / max(now - start, 1e-9)
-            print(f"\r{state.rows_done:,} rows, {state.learned:,} learned, {rate:,.0f} records/s ", end="",
-                  file=sys.stderr, flush=True)  # fmt: skip
+        rate = state.learned / max(time.monotonic() - start, 1e-9)
+        bar.update(task, completed=position.done, total=position.total or None, learned=f"{state.learned:,}",
+                   rate=f"{rate:,.0f}")  # fmt: skip
 
-    return show
+    return show, bar
 
 
-def _summary(state: ReplayState, metrics: ProgressiveMetrics, seconds: float, learned_now: int) -> dict[str, Any]:
+def _summary(run: Run, seconds: float, learned_now: int) -> dict[str, Any]:
+    metrics, state = run.metrics, run.state
     rolling = metrics.rolling()
     return {
         "records_learned": state.learned,
         "records_skipped": state.skipped,
         "first_skipped": [{"line": line, "reason": reason} for line, reason in state.first_skipped],
-        "log_loss": metrics.log_loss,
+        "skipped_by_reason": state.reasons,
+        "categorical": list(run.schema.categorical),
+        "categorical_chosen": "auto" if run.auto_categorical else "given",
+        "log_loss": metrics.log_loss if metrics.n else math.nan,
         "accuracy": metrics.accuracy,
-        "roc_auc": metrics.roc_auc,
+        "roc_auc": metrics.defined_roc_auc,
         "rolling_window": metrics.window,
         "rolling_log_loss": rolling["log_loss"],
         "rolling_accuracy": rolling["accuracy"],
@@ -105,16 +261,27 @@ def _summary(state: ReplayState, metrics: ProgressiveMetrics, seconds: float, le
     }
 
 
+def _figure(value: float, form: str) -> str:
+    return "n/a" if math.isnan(value) else format(value, form)
+
+
 def _print_summary(summary: dict[str, Any]) -> None:
     window = summary["rolling_window"]
+    categorical = ", ".join(summary["categorical"]) or "none"
+    if summary["categorical_chosen"] == "auto":
+        categorical += f"   (auto: columns of non-numeric strings in the first {AUTO_ROWS:,} rows)"
     lines = [
         ("records learned", f"{summary['records_learned']:,}"),
         ("records skipped", f"{summary['records_skipped']:,}"),
-        ("log loss", f"{summary['log_loss']:.6f}   (last {window:,}: {summary['rolling_log_loss']:.6f})"),
-        ("accuracy", f"{summary['accuracy']:.4%}   (last {window:,}: {summary['rolling_accuracy']:.4%})"),
-        ("ROC AUC", f"{summary['roc_auc']:.6f}   (last {window:,}: {summary['rolling_roc_auc']:.6f})"),
+        ("categorical", categorical),
+        ("log loss", f"{_figure(summary['log_loss'], '.6f')}   "
+                     f"(last {window:,}: {_figure(summary['rolling_log_loss'], '.6f')})"),
+        ("accuracy", f"{_figure(summary['accuracy'], '.4%')}   "
+                     f"(last {window:,}: {_figure(summary['rolling_accuracy'], '.4%')})"),
+        ("ROC AUC", f"{_figure(summary['roc_auc'], '.6f')}   "
+                    f"(last {window:,}: {_figure(summary['rolling_roc_auc'], '.6f')})"),
         ("records/second", f"{summary['records_per_second']:,.0f}"),
-    ]
+    ]  # fmt: skip
     for name, value in lines:
         print(f"{name:<16} {value}")
     for item in summary["first_skipped"]:
@@ -122,53 +289,72 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
-    source, rows, target = _source(args)
-    schema = Schema(target, _names(args.features) or None, _names(args.drop), _names(args.categorical))
-    if args.resume:
-        try:
-            model, progress = LogisticRegression.load_with_progress(args.resume)
-        except ModelFileError as e:
-            raise UsageError(str(e)) from None
-        if not progress or progress.get("source") != source:
-            raise UsageError(
-                f"{args.resume} was not saved by a replay of {source} "
-                f"(it records {progress.get('source') if progress else 'no replay'}); resume the same source"
-            )
-        metrics = ProgressiveMetrics.from_state(progress["metrics"])
-        state = ReplayState.from_json(progress["state"])
+    if (args.path is None) == (args.dataset is None):
+        raise UsageError("give either a PATH or --dataset (one of them)")
+    if args.resume:  # the target defaults to the saved one
+        source = _source(args, args.target)
+        run = _resumed(args, source)
     else:
-        try:
-            model = LogisticRegression(lr=args.lr, l2=args.l2, intercept_lr=args.intercept_lr)
-        except (TypeError, ValueError) as e:
-            raise UsageError(str(e)) from None
-        metrics = ProgressiveMetrics(window=args.window, every=args.every)
-        state = ReplayState()
-    learned_before, start = state.learned, time.perf_counter()
-    progress_printer = _progress_printer()
-    features = _fast_columns(args, schema)
-    done = features is not None and replay_columns(
-        column_batches(args.path, [*features, schema.target]), features, schema.target, model, metrics, state,
-        args.max_records, progress_printer,
-    )  # fmt: skip
-    if not done:  # row by row, from the first row the fast path did not learn
-        replay(rows, model, schema, metrics, state, args.on_error, args.max_records, progress=progress_printer)
+        if args.path is not None and not args.target:
+            raise UsageError("--target is required with a file: name the label column")
+        source = _source(args, args.target or "label")
+        run = _fresh(args, source, args.target or "label")
+    learned_before, start = run.state.learned, time.perf_counter()
+    position = ReadPosition()
+    show, bar = _progress_bar(position)
+    damage: DataFileError | None = None
+    try:
+        _learn_with(run, source, args, show, position)
+    except DataFileError as e:
+        damage, run.damaged = e, True
+    finally:
+        if bar is not None:
+            bar.stop()
     seconds = time.perf_counter() - start
-    if progress_printer is not None:
-        print(file=sys.stderr)
-    summary = _summary(state, metrics, seconds, state.learned - learned_before)
-    _print_summary(summary)
-    if args.save:
-        model.save(args.save, progress={"source": source, "state": state.to_json(), "metrics": metrics.to_state()})
+    summary = _summary(run, seconds, run.state.learned - learned_before)
+    if args.save:  # first: nothing printed below can lose it
+        progress = {
+            "source": source.name, "file": source.identity, "damaged": run.damaged, "settings": _settings(run),
+            "state": run.state.to_json(), "metrics": run.metrics.to_state(),
+        }  # fmt: skip
+        run.model.save(args.save, progress=progress)
     if args.report:
-        report = {"source": source, "summary": summary, "curve": metrics.to_state()["curve"]}
+        report = {"source": source.name, "summary": summary, "curve": run.metrics.to_state()["curve"]}
         Path(args.report).write_bytes(orjson.dumps(_json_safe(report), option=orjson.OPT_INDENT_2))
     if args.plot:
-        plot_curve(metrics.curve, args.plot, title=f"Progressive validation: {Path(source).name}")
-    if state.failed_at is not None:
-        line, reason = state.failed_at
+        plot_curve(run.metrics.curve, args.plot, title=f"Progressive validation: {Path(source.name).name}")
+    _print_summary(summary)
+    if damage is not None:
+        saved = f"; what was learned is saved in {args.save}, --resume goes on after a fix" if args.save else ""
+        print(f"stream-logreg replay: {damage}{saved}", file=sys.stderr)
+        return 2
+    if run.state.failed_at is not None:
+        line, reason = run.state.failed_at
         print(f"stream-logreg replay: line {line} is malformed: {reason}; stopped (--on-error fail)", file=sys.stderr)
         return 1
+    if run.state.learned == 0:
+        main = run.state.main_reason()
+        why = f"the most frequent reason, for {main[1]:,} rows: {main[0]}" if main else "the source has no rows"
+        print(f"stream-logreg replay: no record was learned; {why}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _learn_with(
+    run: Run, source: Source, args: argparse.Namespace, show: Callable[[ReplayState], None] | None,
+    position: ReadPosition,
+) -> None:  # fmt: skip
+    """The fast columnar path while it applies, then row by row (raises DataFileError where
+    the file cannot be read on, after learning every row before it)."""
+    features = _fast_columns(source, run.schema)
+    done = False
+    if features is not None and source.path is not None:
+        batches = column_batches(source.path, [*features, run.schema.target], position)
+        done = replay_columns(batches, features, run.schema.target, run.model, run.metrics, run.state,
+                              args.max_records, show)  # fmt: skip
+    if not done:  # row by row, from the first row the fast path did not learn
+        rows = source.rows(run.schema.target, position)
+        replay(rows, run.model, run.schema, run.metrics, run.state, args.on_error, args.max_records, progress=show)
 
 
 def _json_safe(value: Any) -> Any:

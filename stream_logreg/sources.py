@@ -21,6 +21,7 @@ from typing import IO, Any, NamedTuple
 import orjson
 
 from stream_logreg.decode import DecodeError, Example, Schema, SchemaError, make_decoder
+from stream_logreg.exceptions import DataFileError
 
 FORMATS = (".csv", ".jsonl", ".parquet")
 COMPRESSIONS = (".gz", ".bz2", ".zst")
@@ -49,48 +50,141 @@ def file_format(path: str | Path) -> tuple[str, str | None]:
     return kind, compression
 
 
-def _open_binary(path: Path, compression: str | None) -> Any:
+class ReadPosition:
+    """How far a reader has got in a file, for a progress bar: ``done`` of ``total`` (bytes
+    of the file as stored, or rows of a Parquet file)."""
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = 0
+
+
+class _Counted(io.RawIOBase):
+    """A binary file that counts the bytes read from it into a ReadPosition."""
+
+    def __init__(self, file: IO[bytes], position: ReadPosition) -> None:
+        self.file, self.position = file, position
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n = self.file.readinto(buffer)  # type: ignore[attr-defined]
+        self.position.done += n or 0
+        return n or 0
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+def _open_binary(path: Path, compression: str | None, position: ReadPosition | None = None) -> Any:
+    raw: Any = path.open("rb")
+    if position is not None:
+        position.done, position.total = 0, path.stat().st_size
+        raw = io.BufferedReader(_Counted(raw, position))
     if compression == ".gz":
-        return gzip.open(path, "rb")
+        return gzip.GzipFile(fileobj=raw, mode="rb")
     if compression == ".bz2":
-        return bz2.open(path, "rb")
+        return bz2.BZ2File(raw, "rb")
     if compression == ".zst":
+        return io.BufferedReader(_ZstdFrames(raw), buffer_size=1 << 16)
+    return raw
+
+
+class _ZstdFrames(io.RawIOBase):
+    """A .zst file's frames decompressed one after another. Unlike zstandard's
+    ``stream_reader``, which ends quietly where a cut-short file ends, it raises EOFError
+    when the file ends inside a frame."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(path.open("rb"))
-    return path.open("rb")
+        self.raw, self.new_frame = raw, zstandard.ZstdDecompressor().decompressobj
+        self.frame, self.in_frame = self.new_frame(), False
+        self.out, self.at = b"", 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self.at == len(self.out):
+            chunk = self.raw.read(1 << 16)
+            if not chunk:
+                if self.in_frame:
+                    raise EOFError("the zstd stream ends inside a frame (the file is cut short)")
+                return 0
+            self.out, self.at = b"", 0
+            while chunk:
+                self.in_frame = True
+                self.out += self.frame.decompress(chunk)
+                chunk = b""
+                if self.frame.eof:
+                    chunk, self.frame, self.in_frame = self.frame.unused_data, self.new_frame(), False
+        n = min(len(buffer), len(self.out) - self.at)
+        buffer[:n] = memoryview(self.out)[self.at : self.at + n]
+        self.at += n
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
-def read_rows(path: str | Path) -> Iterator[Row]:
+def read_errors() -> tuple[type[BaseException], ...]:
+    """What a damaged file raises while it is read (a compressed stream, bytes, CSV)."""
+    import zstandard
+
+    return (OSError, EOFError, UnicodeDecodeError, csv.Error, zstandard.ZstdError)
+
+
+def read_rows(path: str | Path, position: ReadPosition | None = None) -> Iterator[Row]:
     """The data rows of a file, in order, each with its line number or its problem.
 
     CSV: the first row is the header; quoted fields, CRLF line endings and a UTF-8 BOM are
     handled, blank lines are skipped, a row with the wrong number of fields is a Row with
     an error. JSON lines: one object per line. Parquet: the row number counts from 1.
+    A header that repeats a name, or a file that cannot be read on (a damaged or cut-short
+    compressed stream, bytes that are not UTF-8), raises :class:`DataFileError` naming the
+    last line read well. ``position`` is kept up to date for a progress bar.
     """
     path = Path(path)
     kind, compression = file_format(path)
     if kind == ".parquet":
-        yield from _parquet_rows(path)
+        yield from _parquet_rows(path, position)
         return
-    with _open_binary(path, compression) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        if kind == ".csv":
-            yield from _csv_rows(text)
-        else:
-            yield from _jsonl_rows(text)
+    last = [0]
+    try:
+        with _open_binary(path, compression, position) as raw:
+            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+            for row in _csv_rows(path, text) if kind == ".csv" else _jsonl_rows(text):
+                last[0] = row.line
+                yield row
+    except read_errors() as e:
+        raise DataFileError(path, last[0], f"{type(e).__name__}: {e}") from None
 
 
-def _csv_rows(text: IO[str]) -> Iterator[Row]:
+def _unique(path: Path, names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise DataFileError(path, 0, f"the header repeats the column {name!r}; give each column its own name")
+        seen.add(name)
+    return names
+
+
+def _csv_rows(path: Path, text: IO[str]) -> Iterator[Row]:
     reader = csv.reader(text)
     header = next(reader, None)
     if header is None:
         return
+    _unique(path, header)
     for fields in reader:
         if not fields:
             continue
         if len(fields) != len(header):
-            yield Row(reader.line_num, None, f"the row has {len(fields)} fields, the header has {len(header)}")
+            problem = f"the row has the wrong number of fields ({len(fields)}; the header has {len(header)})"
+            yield Row(reader.line_num, None, problem)
         else:
             yield Row(reader.line_num, dict(zip(header, fields, strict=True)), None)
 
@@ -107,32 +201,44 @@ def _jsonl_rows(text: IO[str]) -> Iterator[Row]:
         if isinstance(record, dict):
             yield Row(number, record, None)
         else:
-            yield Row(number, None, f"the line is a JSON {type(record).__name__}, not an object")
+            yield Row(number, None, f"the line is not a JSON object (a JSON {type(record).__name__})")
 
 
-def _parquet_rows(path: Path) -> Iterator[Row]:
+def _parquet_rows(path: Path, position: ReadPosition | None) -> Iterator[Row]:
     import pyarrow.parquet as pq
 
+    file = pq.ParquetFile(path)
+    _unique(path, list(file.schema_arrow.names))
+    if position is not None:
+        position.done, position.total = 0, file.metadata.num_rows
     number = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=8192):
+    for batch in file.iter_batches(batch_size=8192):
         for record in batch.to_pylist():
             number += 1
             yield Row(number, record, None)
+        if position is not None:
+            position.done = number
 
 
-def column_batches(path: str | Path, columns: list[str]) -> Iterator[Any]:
+def column_batches(path: str | Path, columns: list[str], position: ReadPosition | None = None) -> Iterator[Any]:
     """A CSV or Parquet file as pyarrow RecordBatches of the given columns (CSV: as float64)."""
     path = Path(path)
     kind, compression = file_format(path)
     if kind == ".parquet":
         import pyarrow.parquet as pq
 
-        yield from pq.ParquetFile(path).iter_batches(batch_size=65536, columns=columns)
+        file = pq.ParquetFile(path)
+        if position is not None:
+            position.done, position.total = 0, file.metadata.num_rows
+        for batch in file.iter_batches(batch_size=65536, columns=columns):
+            if position is not None:
+                position.done += batch.num_rows
+            yield batch
         return
     import pyarrow as pa
     import pyarrow.csv as pv
 
-    with _open_binary(path, compression) as raw:
+    with _open_binary(path, compression, position) as raw:
         reader = pv.open_csv(
             raw,
             read_options=pv.ReadOptions(block_size=1 << 22),
@@ -144,18 +250,23 @@ def column_batches(path: str | Path, columns: list[str]) -> Iterator[Any]:
 
 
 def header(path: str | Path) -> list[str]:
-    """The column names of a CSV or Parquet file."""
+    """The column names of a CSV or Parquet file; DataFileError if one repeats or the file
+    cannot be read."""
     path = Path(path)
     kind, compression = file_format(path)
     if kind == ".parquet":
         import pyarrow.parquet as pq
 
-        return list(pq.ParquetFile(path).schema_arrow.names)
-    with _open_binary(path, compression) as raw:
-        return next(csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")), [])
+        return _unique(path, list(pq.ParquetFile(path).schema_arrow.names))
+    try:
+        with _open_binary(path, compression) as raw:
+            return _unique(path, next(csv.reader(io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")), []))
+    except read_errors() as e:
+        raise DataFileError(path, 0, f"{type(e).__name__}: {e}") from None
 
 
 def _iter_file(path: str | Path, schema: Schema) -> Iterator[Example]:
+    """(x, y) for each row; SchemaError naming the line of the first bad one."""
     for row in read_rows(path):
         if row.error is not None:
             raise SchemaError(f"{path}, line {row.line}: {row.error}")
@@ -204,6 +315,23 @@ def iter_records(
             yield schema.decode(record)
         except SchemaError as e:
             raise SchemaError(f"record {number}: {e}") from None
+
+
+DATASETS = ("phishing", "bananas", "shuttle")
+
+
+def dataset_records(name: str, target: str) -> Iterator[dict[str, Any]]:
+    """The rows of one of river's bundled data sets (:data:`DATASETS`) as dicts, with the
+    label (0 or 1) under ``target``.
+
+    >>> next(dataset_records("bananas", "label"))
+    {'1': 1.617466, '2': -0.919233, 'label': 0}
+    """
+    from river import datasets
+
+    loaders: dict[str, Any] = {"phishing": datasets.Phishing, "bananas": datasets.Bananas, "shuttle": datasets.Shuttle}
+    for x, y in loaders[name]():
+        yield {**x, target: int(y)}
 
 
 class KafkaRecord(NamedTuple):

@@ -90,7 +90,7 @@ def slow_decode(value: bytes, target: str = "label"):
 def fast_decode(values: list, target: str = "label"):
     from stream_logreg.decode import JsonRows
 
-    batch = JsonRows(target).decode(values)
+    batch = JsonRows(Schema(target)).decode(values)
     return [
         (dict(zip(batch.features, batch.values[i].tolist(), strict=True)), bool(batch.labels[i])) if ok else None
         for i, ok in enumerate(batch.ok.tolist())
@@ -164,11 +164,11 @@ def test_json_fast_path_in_a_batch_with_one_layout():
     assert fast_decode(values) == [({"a": 1.0}, True), None, ({"a": 2.5}, False), None, ({"a": 3.0}, True)]
     from stream_logreg.decode import JsonRows
 
-    rows = JsonRows("label")
+    rows = JsonRows(Schema("label"))
     rows.decode([b'{"a": 1, "label": 1}'])
     # A batch whose first record is off the plain form keeps the last layout.
     assert rows.decode([b'{"a": "1", "label": 1}', b'{"a": 2, "label": 0}']).ok.tolist() == [False, True]
-    assert JsonRows("label").decode([b'{"a": "1", "label": 1}']).ok.tolist() == [False]
+    assert JsonRows(Schema("label")).decode([b'{"a": "1", "label": 1}']).ok.tolist() == [False]
 
 
 def random_number_token(rng: np.random.Generator) -> str:

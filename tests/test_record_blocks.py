@@ -15,7 +15,7 @@ from kafka.record.default_records import DefaultRecordBatchBuilder
 from kafka.record.legacy_records import LegacyRecordBatchBuilder
 
 from consumers.record_blocks import RecordBlock, _BlockRecords, read_in_blocks
-from stream_logreg.cli import ensure_topic
+from stream_logreg.kafka_admin import ensure_topic
 
 TP = TopicPartition("t", 0)
 CODECS = {"none": 0, "gzip": 1, "zstd": 4}

@@ -103,7 +103,7 @@ def test_each_kind_of_malformed_row_is_skipped_with_its_line_and_reason(tmp_path
     assert summary["records_learned"] == 2 and summary["records_skipped"] == 7
     skipped = [(item["line"], item["reason"]) for item in summary["first_skipped"]]
     assert skipped == [
-        (3, "the row has 2 fields, the header has 3"),
+        (3, "the row has the wrong number of fields (2; the header has 3)"),
         (
             4,
             "field 'b' has the non-numeric value 'abc'; declare it categorical to one-hot encode it, or fix the "
@@ -113,7 +113,7 @@ def test_each_kind_of_malformed_row_is_skipped_with_its_line_and_reason(tmp_path
         (6, "the label 'label' has the value '7', which is not binary (0/1 or false/true)"),
         (7, "field 'a' has the value 'nan', which is not finite"),
         (8, "field 'b' has the value 'inf', which is not finite"),
-        (9, "the row has 4 fields, the header has 3"),
+        (9, "the row has the wrong number of fields (4; the header has 3)"),
     ]
     expected = LogisticRegression()
     expected.learn_one({"a": 1.5, "b": 2.5}, True)
@@ -131,7 +131,8 @@ def test_on_error_fail_stops_at_the_first_bad_row(tmp_path, capsys):
     assert main(["replay", str(path), "--target", "label", "--on-error", "fail", "--save", str(saved)]) == 1
     err = capsys.readouterr().err
     assert err.strip() == (
-        "stream-logreg replay: line 3 is malformed: the row has 2 fields, the header has 3; stopped (--on-error fail)"
+        "stream-logreg replay: line 3 is malformed: the row has the wrong number of fields (2; the header has 3); "
+        "stopped (--on-error fail)"
     )
     assert LogisticRegression.load(saved).n_steps == 1  # only line 2 was learned
 

@@ -16,8 +16,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from consumers.checkpoints import CheckpointStore
 from stream_logreg import LogisticRegression
 from stream_logreg.broker import LocalKafka, free_port
-from stream_logreg.cli import ensure_topic
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.kafka_admin import ensure_topic
 
 
 def records(n: int, seed: int) -> list[dict]:

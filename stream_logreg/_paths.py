@@ -1,0 +1,21 @@
+"""Where stream_logreg keeps its per-user files: the broker's jars and numba's compiled kernels.
+
+>>> import os
+>>> os.environ["STREAM_LOGREG_CACHE"] = "/tmp/sl-cache"
+>>> str(user_cache_dir())
+'/tmp/sl-cache'
+>>> del os.environ["STREAM_LOGREG_CACHE"]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def user_cache_dir() -> Path:
+    """``$STREAM_LOGREG_CACHE``, else ``$XDG_CACHE_HOME/stream_logreg``, else ``~/.cache/stream_logreg``."""
+    if os.environ.get("STREAM_LOGREG_CACHE"):
+        return Path(os.environ["STREAM_LOGREG_CACHE"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "stream_logreg"
