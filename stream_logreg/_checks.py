@@ -121,6 +121,11 @@ def check_frame(X: Any, check_finite: bool = True) -> tuple[np.ndarray, list[Any
     if len(set(columns)) != len(columns):
         raise ValueError(f"X has duplicate column names {columns}; give each feature one column")
     for column, dtype in X.dtypes.items():
+        if pd.api.types.is_complex_dtype(dtype):
+            raise TypeError(
+                f"feature {column!r} has dtype {dtype}, which is not real; "
+                "keep the real part (or the magnitude) as a float column first"
+            )
         if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
             raise TypeError(
                 f"feature {column!r} has dtype {dtype}, which is not numeric; "
@@ -149,6 +154,10 @@ def nonfinite_error(columns: Sequence[Any], row: np.ndarray, row_name: Any) -> V
 def check_sparse(X: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return a scipy.sparse matrix as CSR arrays (indptr, indices, float64 data), no copy."""
     csr = X.tocsr()
+    if np.iscomplexobj(csr.data):
+        raise TypeError(
+            f"X has dtype {csr.data.dtype}, which is not real; keep the real part (or the magnitude) as floats first"
+        )
     data = np.ascontiguousarray(csr.data, dtype=np.float64)
     if not np.isfinite(data).all():
         k = int(np.flatnonzero(~np.isfinite(data))[0])

@@ -70,11 +70,13 @@ static Py_ssize_t add_column(PyObject *index, PyObject *key) {
     return col;
 }
 
-/* A writable contiguous buffer of 8-byte items whose struct format is one of `formats`. */
-static int get_buffer(PyObject *obj, Py_buffer *view, const char *formats, const char *what) {
+/* A contiguous buffer of 8-byte items whose struct format is one of `formats`; writable
+ * unless `read_only` (a model loaded read-only, memory-mapped, still predicts). */
+static int get_buffer(PyObject *obj, Py_buffer *view, const char *formats, const char *what,
+                      int read_only) {
     const char *f;
-    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (read_only ? 0 : PyBUF_WRITABLE);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
     f = view->format;
     if (*f == '@' || *f == '=' || *f == '<') f++;
     if (view->itemsize != 8 || strlen(f) != 1 || strchr(formats, *f) == NULL) {
@@ -124,7 +126,7 @@ static PyObject *margin(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!OO!d", &PyDict_Type, &index, &coef_obj, &PyDict_Type, &x,
                           &intercept))
         return NULL;
-    if (get_buffer(coef_obj, &coef, "d", "coef") < 0) return NULL;
+    if (get_buffer(coef_obj, &coef, "d", "coef", 1) < 0) return NULL;
     failed = compute_margin(index, coef.buf, x, intercept, &z, NULL, NULL);
     PyBuffer_Release(&coef);
     return failed ? NULL : PyFloat_FromDouble(z);
@@ -148,7 +150,7 @@ static PyObject *step(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!OO!ddddddd", &PyDict_Type, &index, &coef_obj, &PyDict_Type,
                           &x, &y, &sample_weight, &lr, &intercept_lr, &l2, &clip, &intercept))
         return NULL;
-    if (get_buffer(coef_obj, &coef, "d", "coef") < 0) return NULL;
+    if (get_buffer(coef_obj, &coef, "d", "coef", 0) < 0) return NULL;
     c = coef.buf;
     n = PyDict_GET_SIZE(x);
     if (coef.len / 8 < PyDict_GET_SIZE(index) + n) {
@@ -196,12 +198,12 @@ static PyObject *pack(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "O!O!OOO", &PyDict_Type, &index, &PyList_Type, &xs, &indptr_obj,
                           &indices_obj, &data_obj))
         return NULL;
-    if (get_buffer(indptr_obj, &indptr_view, "lq", "indptr") < 0) return NULL;
-    if (get_buffer(indices_obj, &indices_view, "lq", "indices") < 0) {
+    if (get_buffer(indptr_obj, &indptr_view, "lq", "indptr", 0) < 0) return NULL;
+    if (get_buffer(indices_obj, &indices_view, "lq", "indices", 0) < 0) {
         PyBuffer_Release(&indptr_view);
         return NULL;
     }
-    if (get_buffer(data_obj, &data_view, "d", "data") < 0) {
+    if (get_buffer(data_obj, &data_view, "d", "data", 0) < 0) {
         PyBuffer_Release(&indptr_view);
         PyBuffer_Release(&indices_view);
         return NULL;

@@ -121,7 +121,11 @@ class LogisticRegression(base.MiniBatchClassifier):
         return self._n_steps
 
     def _reserve(self, n_features: int) -> None:
-        """Make room in _coef for n_features columns; new columns hold 0.0."""
+        """Make room in _coef for n_features columns (new columns hold 0.0), and make it this
+        model's own writable array: a model loaded read-only (``joblib.load(...,
+        mmap_mode="r")``) predicts from the mapped array and copies it on its first step."""
+        if not self._coef.flags.writeable:
+            self._coef = np.array(self._coef, dtype=np.float64)
         if n_features > len(self._coef):
             coef = np.zeros(max(n_features, 2 * len(self._coef)))
             coef[: len(self._coef)] = self._coef
@@ -148,18 +152,15 @@ class LogisticRegression(base.MiniBatchClassifier):
         if len(self._index) + len(x) > len(self._coef):
             self._reserve(len(self._index) + len(x))
         t = self._n_steps
-        self.intercept = _dictstep.step(
-            self._index,
-            self._coef,
-            x,
-            label,
-            weight,
-            _rate_at(self.lr, t),
-            _rate_at(self.intercept_lr, t),
-            self.l2,
-            self.clip_gradient,
-            self.intercept,
-        )
+        step = (x, label, weight, _rate_at(self.lr, t), _rate_at(self.intercept_lr, t), self.l2, self.clip_gradient,
+                self.intercept)  # fmt: skip
+        try:
+            self.intercept = _dictstep.step(self._index, self._coef, *step)
+        except ValueError:
+            if self._coef.flags.writeable:
+                raise
+            self._reserve(len(self._coef))  # a read-only model copies its weights on its first step
+            self.intercept = _dictstep.step(self._index, self._coef, *step)
         self._n_steps = t + 1
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[base.typing.ClfTarget, float]:

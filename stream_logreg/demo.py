@@ -72,6 +72,7 @@ def stream(bootstrap: str, topic: str, values: Iterator[bytes], rate: float, sen
     from kafka import KafkaProducer
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    values = itertools.chain([next(values)], values)  # the data set is loaded before the clock starts
     start = time.monotonic()
     for i, value in enumerate(values):
         producer.send(topic, value=value)
@@ -99,19 +100,21 @@ class Figures:
         return (self.get("records_learned_total") or 0) + (self.get("records_dead_lettered_total") or 0)
 
     def rows(self, sent: int) -> list[tuple[str, str]]:
-        def show(name: str, form: str) -> str:
+        scored = bool(self.get("records_learned_total"))
+
+        def show(name: str, form: str, needs_records: bool = False) -> str:
             value = self.get(name)
-            return "-" if value is None else format(value, form)
+            return "-" if value is None or (needs_records and not scored) else format(value, form)
 
         return [
             ("records produced", f"{sent:,} of {self.records:,}"),
             ("records learned", show("records_learned_total", ",.0f")),
             ("records/s", show("records_per_second", ",.0f")),
             ("lag", show('lag{partition="0"}', ",.0f")),
-            ("log loss", show('log_loss{window="cumulative"}', ".4f")),
-            ("accuracy", show('accuracy{window="cumulative"}', ".2%")),
-            ("log loss, last 1,000", show('log_loss{window="rolling"}', ".4f")),
-            ("accuracy, last 1,000", show('accuracy{window="rolling"}', ".2%")),
+            ("log loss", show('log_loss{window="cumulative"}', ".4f", True)),
+            ("accuracy", show('accuracy{window="cumulative"}', ".2%", True)),
+            ("log loss, last 1,000", show('log_loss{window="rolling"}', ".4f", True)),
+            ("accuracy, last 1,000", show('accuracy{window="rolling"}', ".2%", True)),
             ("dead letters", show("records_dead_lettered_total", ",.0f")),
         ]
 

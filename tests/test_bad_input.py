@@ -134,3 +134,44 @@ def test_learn_many_names_a_late_non_finite_value_by_its_row_label_and_changes_n
     with pytest.raises(ValueError, match=f"feature 'new_a' has the value {bad!r} in row 'r900', which is not finite"):
         model.learn_many(X, pd.Series([True, False] * 500))
     assert state(model) == before
+
+
+def test_a_model_loaded_read_only_predicts_and_copies_its_weights_on_the_first_step(tmp_path):
+    """scikit-learn's estimator checks load models with joblib's mmap_mode="r"."""
+    import joblib
+    import scipy.sparse
+
+    path = tmp_path / "model.joblib"
+    joblib.dump(trained(), path)
+    reference = trained()
+    x = {**GOOD_X, "new_feature": 1.0}
+    read_only = joblib.load(path, mmap_mode="r")
+    assert read_only.predict_proba_one(x) == reference.predict_proba_one(x)
+    learners = {
+        "learn_one": lambda m: m.learn_one(x, True),
+        "learn_batch": lambda m: m.learn_batch([x, GOOD_X], [True, False]),
+        "learn_many": lambda m: m.learn_many(pd.DataFrame([x, x]), pd.Series([True, False])),
+        "learn_many (CSR)": lambda m: m.learn_many(scipy.sparse.csr_matrix(np.eye(2)), pd.Series([True, False])),
+    }
+    for name, learn in learners.items():
+        read_only, reference = joblib.load(path, mmap_mode="r"), trained()
+        learn(read_only)
+        learn(reference)
+        assert state(read_only) == state(reference), name
+    assert (
+        np.asarray(joblib.load(path, mmap_mode="r")._coef).sum() == np.asarray(trained()._coef).sum()
+    )  # file untouched
+
+
+def test_complex_values_are_refused_by_every_input_form():
+    import scipy.sparse
+
+    model = trained()
+    before = state(model)
+    with pytest.raises(TypeError, match=r"feature 'a' has the value \(1\+2j\) of type complex"):
+        model.learn_one({"a": 1 + 2j}, True)
+    with pytest.raises(TypeError, match="feature 'a' has dtype complex128, which is not real"):
+        model.learn_many(pd.DataFrame({"a": np.array([1 + 2j, 1.0])}), pd.Series([True, False]))
+    with pytest.raises(TypeError, match="X has dtype complex128, which is not real"):
+        model.learn_many(scipy.sparse.csr_matrix(np.array([[1 + 2j]])), pd.Series([True]))
+    assert state(model) == before
