@@ -165,12 +165,15 @@ def test_an_interrupted_replay_resumed_equals_one_uninterrupted_replay(tmp_path)
         ("data.csv", ["data.csv"], "--target is required with a file"),
         ("data.csv", ["data.csv", "--target", "y", "--lr", "-1"], "lr must be > 0.0, got -1.0"),
         ("data.csv", ["data.csv", "--target", "y", "--resume", "data.csv"], "truncated or is not JSON"),
+        ("dup.csv", ["dup.csv", "--target", "y"], "the header repeats the column 'a'"),
     ],
 )
 def test_cli_errors_are_one_line_with_status_2(tmp_path, capsys, monkeypatch, setup, args, message):
     monkeypatch.chdir(tmp_path)
     if setup == "data.csv" or setup == "data.xlsx":
         (tmp_path / setup).write_text("a,y\n1,0\n")
+    elif setup == "dup.csv":
+        (tmp_path / setup).write_text("a,a,y\n1,2,0\n")
     elif setup == "empty.csv":
         (tmp_path / setup).write_text("")
     assert main(["replay", *args]) == 2
@@ -249,3 +252,143 @@ def test_a_long_running_curve_keeps_only_its_newest_points():
     restored = ProgressiveMetrics.from_state(metrics.to_state())
     restored.update(rng.random(10), np.ones(10))
     assert [point["records"] for point in restored.curve] == [90, 100, 110]
+
+
+def reference_model(rows, lr: float = 0.01) -> LogisticRegression:
+    """learn_one on each (x, y), the slow obvious way."""
+    model = LogisticRegression(lr=lr)
+    for x, y in rows:
+        model.learn_one(x, y)
+    return model
+
+
+def colors_csv(path, n: int, stray_at: int | None = None) -> list[tuple[dict, bool]]:
+    """A CSV with a numeric column, a string column and the label; returns the expected (x, y)."""
+    rng = random.Random(13)
+    lines, expected = ["a,color,label"], []
+    for i in range(n):
+        a, color, label = round(rng.gauss(0, 1), 4), rng.choice(["red", "green", "blue"]), rng.random() < 0.4
+        lines.append(f"{'oops' if i == stray_at else a},{color},{int(label)}")
+        if i != stray_at:
+            expected.append(({"a": a, f"color={color}": 1.0}, label))
+    path.write_text("\n".join(lines) + "\n")
+    return expected
+
+
+def test_string_columns_are_categorical_unless_told_otherwise(tmp_path, capsys):
+    path, report = tmp_path / "colors.csv", tmp_path / "report.json"
+    expected = colors_csv(path, 3000, stray_at=2000)  # a stray string in the numeric column, after the first block
+    saved = tmp_path / "auto.json"
+    assert main(["replay", str(path), "--target", "label", "--save", str(saved), "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "categorical      color   (auto: columns of non-numeric strings in the first 1,000 rows)" in out
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["categorical"] == ["color"] and summary["records_learned"] == 2999
+    assert summary["first_skipped"] == [
+        {"line": 2002, "reason": "field 'a' has the non-numeric value 'oops'; declare it categorical to one-hot "
+                                 "encode it, or fix the producer"}
+    ]  # fmt: skip
+    reference = reference_model(expected)
+    model = LogisticRegression.load(saved)
+    assert model.weights == reference.weights and model.intercept == reference.intercept
+    named = tmp_path / "named.json"
+    assert main(["replay", str(path), "--target", "label", "--categorical", "color", "--save", str(named)]) == 0
+    assert LogisticRegression.load(named).weights == reference.weights
+
+
+def test_when_nothing_is_learned_it_says_why_prints_n_a_and_exits_1(tmp_path, capsys):
+    path = tmp_path / "colors.csv"
+    colors_csv(path, 300)
+    assert main(["replay", str(path), "--target", "label", "--categorical", "none"]) == 1
+    captured = capsys.readouterr()
+    assert "records learned  0\n" in captured.out and "records skipped  300\n" in captured.out
+    for line in ("log loss         n/a   (last 1,000: n/a)", "accuracy         n/a   (last 1,000: n/a)",
+                 "ROC AUC          n/a   (last 1,000: n/a)"):  # fmt: skip
+        assert line in captured.out
+    assert captured.err == (
+        "stream-logreg replay: no record was learned; the most frequent reason, for 300 rows: field 'color' holds "
+        "non-numeric strings; declare it categorical (--categorical color)\n"
+    )
+
+
+COMPRESSORS = {
+    ".gz": gzip.compress,
+    ".bz2": lambda data: bz2.compress(data, compresslevel=1),  # 100 kB blocks: the cut leaves whole blocks
+    ".zst": zstandard.ZstdCompressor().compress,
+}
+
+
+@pytest.mark.parametrize("suffix", list(COMPRESSORS))
+def test_a_cut_short_file_exits_2_naming_it_saves_what_was_learned_and_resumes_after_a_fix(tmp_path, capsys, suffix):
+    rng = random.Random(3)
+    rows = [(round(rng.gauss(0, 1), 5), round(rng.gauss(0, 1), 5), int(rng.random() < 0.5)) for _ in range(40_000)]
+    data = ("a,b,label\n" + "".join(f"{a},{b},{y}\n" for a, b, y in rows)).encode()
+    packed = COMPRESSORS[suffix](data)
+    path, saved = tmp_path / f"data.csv{suffix}", tmp_path / "model.json"
+    path.write_bytes(packed[: len(packed) // 2])
+    assert main(["replay", str(path), "--target", "label", "--save", str(saved)]) == 2
+    err = capsys.readouterr().err
+    learned = LogisticRegression.load(saved).n_steps
+    assert 0 < learned < len(rows)
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith(f"stream-logreg replay: {path} cannot be read after line {learned + 1}: ")
+    assert err.endswith(f"what was learned is saved in {saved}, --resume goes on after a fix\n")
+    examples = [({"a": a, "b": b}, bool(y)) for a, b, y in rows]
+    partial = reference_model(examples[:learned])
+    assert LogisticRegression.load(saved).weights == partial.weights
+    path.write_bytes(packed)  # the fix: the whole file
+    assert main(["replay", str(path), "--target", "label", "--resume", str(saved), "--save", str(saved)]) == 0
+    whole, reference = LogisticRegression.load(saved), reference_model(examples)
+    assert whole.weights == reference.weights and whole.intercept == reference.intercept
+
+
+def test_a_closed_stdout_loses_nothing(tmp_path):
+    import subprocess
+    import sys
+
+    path, saved = tmp_path / "colors.csv", tmp_path / "model.json"
+    expected = colors_csv(path, 500)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stream_logreg.cli", "replay", str(path), "--target", "label", "--save", str(saved)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # like `| head` that has read what it wanted before the summary is printed
+    err = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, err
+    assert err == ""
+    assert LogisticRegression.load(saved).weights == reference_model(expected).weights
+
+
+@pytest.mark.parametrize(
+    ("change", "flags", "message"),
+    [
+        ("longer", [], "its size ({before:,} bytes then, {after:,} now), its last 64 KiB differ"),
+        ("shorter", [], "its size ({before:,} bytes then, {after:,} now), its last 64 KiB differ"),
+        ("edited", [], "its first 64 KiB differ"),
+        (None, ["--lr", "5"], "--lr 5.0 differs from the 0.05 that"),
+        (None, ["--target", "a"], "--target a differs from the label that"),
+        (None, ["--categorical", "none"], "--categorical [] differs from the ['color'] that"),
+        (None, ["--window", "10"], "--window 10 differs from the 1000 that"),
+    ],
+)
+def test_a_resume_that_does_not_match_the_save_exits_2_naming_the_difference(tmp_path, capsys, change, flags, message):
+    path, saved = tmp_path / "colors.csv", tmp_path / "model.json"
+    colors_csv(path, 10_000)
+    before = path.stat().st_size
+    assert before > 2 * 64 * 1024
+    first = ["replay", str(path), "--target", "label", "--lr", "0.05", "--max-records", "100", "--save", str(saved)]
+    assert main(first) == 0
+    text = path.read_text()
+    if change == "longer":
+        path.write_text(text + "0.5,red,1\n")
+    elif change == "shorter":
+        path.write_text(text[: text.rindex("\n", 0, -1) + 1])  # the last row is gone
+    elif change == "edited":
+        path.write_text(text.replace("red", "RED", 1))
+    capsys.readouterr()
+    assert main(["replay", str(path), "--resume", str(saved), *flags]) == 2
+    err = capsys.readouterr().err
+    message = message.format(before=before, after=path.stat().st_size)
+    assert err.startswith("stream-logreg replay: ") and message in err and err.count("\n") == 1
+    assert main(["replay", str(path), "--resume", str(saved), "--lr", "0.05"]) == (2 if change else 0)
