@@ -32,7 +32,8 @@ class _ShowDefaults(argparse.HelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        no_default = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "default" in text or no_default or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 
@@ -47,13 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     replay = command("replay", help="learn a file with progressive validation and report the metrics")
     replay.add_argument("path", nargs="?", help="a .csv, .jsonl or .parquet file (optionally .gz, .bz2, .zst)")
     replay.add_argument("--target", help="the label column (required with a file; default with --dataset: label)")
-    replay.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH")
+    replay.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH "
+                        "(default: none; give PATH or --dataset)")  # fmt: skip
     add_model_options(replay.add_argument, resumable=True)
     add_schema_options(replay.add_argument, categorical_default="auto", resumable=True)
-    replay.add_argument("--save", metavar="MODEL.json", help="write the model and how far it got here")
-    replay.add_argument("--resume", metavar="MODEL.json", help="go on from a model saved by --save")
-    replay.add_argument("--report", metavar="REPORT.json", help="write the summary and learning curve as JSON")
-    replay.add_argument("--plot", metavar="CURVE.png", help="write the learning curve as a PNG")
+    replay.add_argument(
+        "--save", metavar="MODEL.json", help="write the model and how far it got here (default: not saved)"
+    )
+    replay.add_argument(
+        "--resume", metavar="MODEL.json", help="go on from a model saved by --save (default: start afresh)"
+    )
+    replay.add_argument(
+        "--report", metavar="REPORT.json", help="write the summary and learning curve as JSON (default: none)"
+    )
+    replay.add_argument("--plot", metavar="CURVE.png", help="write the learning curve as a PNG (default: none)")
     replay.add_argument("--every", type=int, help="records between learning-curve points (default: 1000)")
     replay.add_argument("--window", type=int, help="records in the rolling window (default: 1000)")
     replay.add_argument("--on-error", choices=("skip", "fail"), default="skip", help="what a malformed row does")
@@ -104,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("path", nargs="?", help="a .csv, .jsonl or .parquet file (optionally .gz, .bz2, .zst)")
     produce.add_argument("--topic", required=True)
     produce.add_argument("--bootstrap-servers", required=True, metavar="HOST:PORT")
-    produce.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH")
+    produce.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH "
+                         "(default: none; give PATH or --dataset)")  # fmt: skip
     produce.add_argument("--target", default="label", help="the label's field")
     add_schema_options(produce.add_argument, categorical_default="none")
     produce.add_argument("--key", metavar="COLUMN", help="use this column's value as the message key (default: none)")
