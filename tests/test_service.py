@@ -1,6 +1,8 @@
 """The live consumer service against a real broker: crashes, signals, poison, restarts, groups."""
 
 import json
+import math
+import os
 import random
 import signal
 import subprocess
@@ -156,6 +158,7 @@ def test_sigterm_writes_a_final_checkpoint_commits_and_exits_0(kafka_bootstrap, 
     assert offset == checkpoint.progress["counters"]["learned"] > 0
     commit = committed(kafka_bootstrap, "term", topic)
     assert commit.offset == offset and commit.metadata == f"{CheckpointStore(folder).instance_id}:{checkpoint.version}"
+    assert b"ERROR" not in log.read_bytes()  # no LeaveGroup error on the way out
 
 
 POISON_KINDS = [
@@ -192,6 +195,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_are_never_learned(kafka_
     letters = list(consumer)
     consumer.close()
     assert len(letters) == 50
+    assert b"not found in cluster metadata" not in folder.with_suffix(".log").read_bytes()  # created at start
     for letter in letters:
         headers = {k: v.decode() for k, v in letter.headers}
         offset = int(headers["source_offset"])
@@ -206,17 +210,19 @@ def test_a_broker_restart_mid_stream_loses_and_repeats_nothing(tmp_path, topic):
         produce(kafka.bootstrap_servers, topic, values[:6000])
         folder = tmp_path / "checkpoints"
         process = start(kafka.bootstrap_servers, topic, "restart", folder, "--checkpoint-every", "200",
-                        "--idle-timeout", "20")  # fmt: skip
+                        "--idle-timeout", "5")  # fmt: skip
+        log = folder.with_suffix(".log")
         wait_until(lambda: learned(folder) >= 6000)
         kafka.stop()
-        time.sleep(3)
+        # The outage outlasts --idle-timeout: the idle clock is held while the broker is away.
+        wait_until(lambda: b'"event": "idle_clock_held"' in log.read_bytes())
+        assert process.poll() is None
         kafka.start()
         produce(kafka.bootstrap_servers, topic, values[6000:])  # the stream goes on after the restart
         assert process.wait(timeout=180) == 0
         assert process.poll() == 0
     assert_exact(folder, data)
-    log = folder.with_suffix(".log").read_bytes()
-    assert log.count(b'"event": "start"') == 1  # the same process rode out the restart
+    assert log.read_bytes().count(b'"event": "start"') == 1  # the same process rode out the restart
 
 
 def test_two_instances_split_the_partitions_and_learn_each_record_once(kafka_bootstrap, topic, tmp_path):
@@ -384,3 +390,87 @@ def test_a_block_longer_than_checkpoint_every_is_checkpointed_every_n_records(tm
     assert commits == [{0: 1100}, {0: 1200}]
     assert service.since_checkpoint == 50
     assert service.model.n_steps == 250
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_service_started_before_its_topic_waits_without_spinning_then_learns(kafka_bootstrap, topic, tmp_path):
+    folder = tmp_path / "checkpoints"
+    process = start(kafka_bootstrap, topic, "early", folder, "--checkpoint-every", "100")
+    log = folder.with_suffix(".log")
+    wait_until(lambda: log.exists() and b'"event": "waiting_for_topic"' in log.read_bytes())
+    began, cpu = time.monotonic(), cpu_seconds(process.pid)
+    wait_until(lambda: time.monotonic() - began >= 3.0)  # a measured stretch of waiting
+    assert (cpu_seconds(process.pid) - cpu) / (time.monotonic() - began) < 0.5  # a spinning loop takes ~1.0
+    assert process.poll() is None
+    data = records(500, seed=21)
+    produce(kafka_bootstrap, topic, [json.dumps(r).encode() for r in data])
+    wait_until(lambda: learned(folder) == 500)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert_exact(folder, data)
+    text = log.read_text()
+    assert "the topic does not exist yet" in text and text.index("waiting_for_topic") < text.index('"assigned"')
+
+
+def test_the_idle_timeout_counts_from_start_when_the_topic_never_appears(kafka_bootstrap, topic, tmp_path):
+    folder = tmp_path / "checkpoints"
+    process = start(kafka_bootstrap, topic, "never", folder, "--idle-timeout", "3")
+    assert process.wait(timeout=120) == 0
+    assert '"reason": "the topic never appeared"' in folder.with_suffix(".log").read_text()
+
+
+def test_partitions_added_to_the_topic_are_picked_up(kafka_bootstrap, topic, tmp_path):
+    from kafka.admin import KafkaAdminClient, NewPartitions
+
+    data = records(400, seed=22)
+    values = [json.dumps(r).encode() for r in data]
+    produce(kafka_bootstrap, topic, values[:200])
+    folder = tmp_path / "checkpoints"
+    process = start(kafka_bootstrap, topic, "grow", folder, "--checkpoint-every", "50", "--checkpoint-interval", "1")
+    wait_until(lambda: learned(folder) == 200)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_partitions({topic: NewPartitions(total_count=2)})
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for value in values[200:]:
+        producer.send(topic, value=value, partition=1)
+    producer.flush()
+    producer.close()
+    # kafka-python refreshes its metadata every 5 minutes by default; the service every 30 s.
+    wait_until(lambda: latest(folder).progress["counters"]["by_partition"].get("1") == 200, timeout=120)  # type: ignore[union-attr]
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 0
+    assert latest(folder).progress["offsets"] == {"0": 200, "1": 200}  # type: ignore[union-attr]
+
+
+def test_consume_takes_the_schema_options_of_replay(kafka_bootstrap, topic, tmp_path):
+    """The README's example: `produce data.csv --key user_id`, then `consume` with the
+    schema options that replay takes, learns every row, as replay learns the file."""
+    from stream_logreg.cli import main
+
+    rng = random.Random(23)
+    lines = ["user_id,a,color,b,label"]
+    for i in range(600):
+        a, b = round(rng.gauss(0, 1), 4), round(rng.gauss(0, 1), 4)
+        lines.append(f"u{i % 37},{a},{rng.choice(['red', 'green'])},{b},{int(rng.random() < 1 / (1 + math.exp(-a)))}")
+    path = tmp_path / "data.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert (
+        main(["produce", str(path), "--topic", topic, "--bootstrap-servers", kafka_bootstrap, "--key", "user_id"]) == 0
+    )
+    folder, dead = tmp_path / "checkpoints", f"{topic}-dead"
+    process = start(kafka_bootstrap, topic, "schema", folder, "--drop", "user_id", "--categorical", "color",
+                    "--dead-letter-topic", dead, "--idle-timeout", "3")  # fmt: skip
+    assert process.wait(timeout=120) == 0
+    checkpoint = latest(folder)
+    assert checkpoint is not None and checkpoint.progress["counters"]["dead_lettered"] == 0
+    saved = tmp_path / "replayed.json"
+    flags = ["--target", "label", "--drop", "user_id", "--categorical", "color", "--save", str(saved)]
+    assert main(["replay", str(path), *flags]) == 0
+    replayed = LogisticRegression.load(saved)
+    assert checkpoint.model.weights == replayed.weights and checkpoint.model.intercept == replayed.intercept
+    assert replayed.n_steps == 600 and "color=red" in replayed.weights
