@@ -258,9 +258,9 @@ def run_inspect(folder: str, top: int) -> int:
     print(f"records learned   {counters['learned']:,} (consumed {counters['consumed']:,}, "
           f"dead letters {counters['dead_lettered']:,})")  # fmt: skip
     print(f"next offsets      {', '.join(f'{p}: {o}' for p, o in progress['offsets'].items()) or '-'}")
-    accuracy = metrics["correct"] / metrics["n"] if metrics["n"] else float("nan")
-    print(f"log loss          {metrics['log_loss']:.6f}")
-    print(f"accuracy          {accuracy:.4%}")
+    scored = metrics["n"]
+    print(f"log loss          {format(metrics['log_loss'], '.6f') if scored else 'n/a'}")
+    print(f"accuracy          {format(metrics['correct'] / scored, '.4%') if scored else 'n/a'}")
     print(f"intercept         {model.intercept:+.6g}")
     weights = sorted(model.weights.items(), key=lambda item: -abs(item[1]))[:top]
     print(f"top {len(weights)} weights by size:")

@@ -474,3 +474,23 @@ def test_consume_takes_the_schema_options_of_replay(kafka_bootstrap, topic, tmp_
     replayed = LogisticRegression.load(saved)
     assert checkpoint.model.weights == replayed.weights and checkpoint.model.intercept == replayed.intercept
     assert replayed.n_steps == 600 and "color=red" in replayed.weights
+
+
+def test_inspect_aligns_its_weight_column_and_shows_n_a_before_any_record(tmp_path, capsys):
+    import pandas as pd
+
+    from stream_logreg.cli import main
+
+    model = LogisticRegression()
+    model.learn_many(pd.DataFrame({"tiny": [1e-9, 0.0], "big": [-300.0, 250.0], "mid": [1.5, -2.0]}),
+                     pd.Series([True, False]))  # fmt: skip
+    counters = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
+    progress = {"instance": "i", "topic": "t", "offsets": {}, "metrics": ProgressiveMetrics().to_state(),
+                "counters": counters}  # fmt: skip
+    CheckpointStore(tmp_path).write(model, progress)
+    assert main(["inspect", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("  ")]
+    assert [line.split()[-1] for line in rows] == ["big", "mid", "tiny"]
+    assert len({line.index(line.split()[-1]) for line in rows}) == 1  # the names start in one column
+    assert "log loss          n/a\naccuracy          n/a\n" in out
