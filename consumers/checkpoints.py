@@ -3,23 +3,35 @@
 Each checkpoint is a model file (``LogisticRegression.load`` reads it) whose progress
 holds the offsets, counters and metric state. Files are written atomically (temporary
 file, fsync, rename) as ``checkpoint-<version>.json``; the newest ``keep`` are kept. A
-file that is truncated or fails its checksum is skipped with a warning, and the one
-before it is used.
+file that cannot be loaded (truncated, failing its checksum, not JSON, a model without a
+consumer's progress, ...) is skipped with a warning naming it and why, and the one before
+it is used. Versions follow the newest valid checkpoint, never a stray file's name.
+
+One service owns a folder at a time: :meth:`CheckpointStore.lock` takes an exclusive lock
+(``flock`` on ``lock``, which holds the owner's PID).
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from stream_logreg import LogisticRegression, ModelFileError
+from stream_logreg.evaluate import ProgressiveMetrics
 
 log = logging.getLogger("consumers")
-_NAME = re.compile(r"checkpoint-(\d{12})\.json")
+_NAME = re.compile(r"checkpoint-(\d{12,})\.json")
+_PROGRESS = {"instance": str, "topic": str, "offsets": dict, "counters": dict, "metrics": dict}
+
+
+class FolderLockedError(Exception):
+    """Another process holds the checkpoint folder."""
 
 
 @dataclass
@@ -43,32 +55,76 @@ class CheckpointStore:
         if not id_file.exists():
             id_file.write_text(uuid.uuid4().hex)
         self.instance_id = id_file.read_text().strip()
+        self.version = 0  # of the newest valid checkpoint read or written
+        self._lock: IO[str] | None = None
+
+    def lock(self) -> None:
+        """Take the folder for this process; FolderLockedError naming the holder if taken."""
+        file = (self.folder / "lock").open("a+")
+        try:
+            fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            file.seek(0)
+            holder = file.read().strip() or "unknown"
+            file.close()
+            raise FolderLockedError(
+                f"the checkpoint folder {self.folder} is in use by another service (PID {holder}); "
+                "give each instance its own --checkpoint-dir"
+            ) from None
+        file.truncate(0)
+        file.write(str(os.getpid()))
+        file.flush()
+        self._lock = file  # held until this process ends
 
     def paths(self) -> list[tuple[int, Path]]:
-        """(version, path) of every checkpoint file, newest first."""
+        """(version, path) of every file named like a checkpoint, newest first."""
         found = [(int(m.group(1)), p) for p in self.folder.iterdir() if (m := _NAME.fullmatch(p.name))]
         return sorted(found, reverse=True)
 
-    def latest(self) -> Checkpoint | None:
-        """The newest checkpoint that loads; damaged ones are skipped with a warning."""
+    def load(self, path: Path, version: int) -> Checkpoint:
+        """One checkpoint; ModelFileError naming the problem if it is not a usable one."""
+        model, progress = LogisticRegression.load_with_progress(path)
+        if progress is None:
+            raise ModelFileError(path, "it holds a model but no consumer progress", "it is not a checkpoint")
+        wrong = [key for key, kind in _PROGRESS.items() if not isinstance(progress.get(key), kind)]
+        if wrong:
+            raise ModelFileError(path, f"its progress lacks {', '.join(wrong)}", "it is not a consumer's checkpoint")
+        try:
+            ProgressiveMetrics.from_state(progress["metrics"])
+            offsets = [(int(p), int(o)) for p, o in progress["offsets"].items()]
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(path, f"its progress is invalid ({e!r})", "it is not a checkpoint") from None
+        if any(o < 0 for _, o in offsets):
+            raise ModelFileError(path, "its progress holds a negative offset", "it is not a checkpoint")
+        return Checkpoint(path, version, model, progress)
+
+    def scan(self) -> tuple[Checkpoint | None, list[tuple[Path, str]]]:
+        """The newest checkpoint that loads, and the newer files skipped with why."""
+        skipped = []
         for version, path in self.paths():
             try:
-                model, progress = LogisticRegression.load_with_progress(path)
+                checkpoint = self.load(path, version)
             except ModelFileError as e:
-                log.warning("skipping a damaged checkpoint: %s", e)
+                skipped.append((path, e.problem))
                 continue
-            if progress is None:
-                log.warning("skipping %s: it holds a model but no consumer progress", path)
-                continue
-            return Checkpoint(path, version, model, progress)
-        return None
+            return checkpoint, skipped
+        return None, skipped
+
+    def latest(self) -> Checkpoint | None:
+        """The newest checkpoint that loads; the others are skipped with a warning."""
+        checkpoint, skipped = self.scan()
+        for path, problem in skipped:
+            log.warning("skipping a damaged checkpoint: %s: %s", path, problem)
+        if checkpoint is not None:
+            self.version = max(self.version, checkpoint.version)
+        return checkpoint
 
     def write(self, model: LogisticRegression, progress: dict[str, Any]) -> Checkpoint:
         """Write the next checkpoint durably, then drop all but the newest ``keep``."""
-        existing = self.paths()
-        version = existing[0][0] + 1 if existing else 1
+        version = self.version + 1
         path = self.folder / f"checkpoint-{version:012d}.json"
         model.save(path, progress={**progress, "version": version})
+        self.version = version
         for _, old in self.paths()[self.keep :]:
             old.unlink(missing_ok=True)
         return Checkpoint(path, version, model, progress)

@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -40,7 +41,7 @@ from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from consumers.checkpoints import CheckpointStore
+from consumers.checkpoints import CheckpointStore, FolderLockedError
 from consumers.record_blocks import Record, RecordBlock, read_in_blocks
 from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
@@ -90,6 +91,8 @@ class ServiceConfig:
     predictions_topic: str | None = None
     dead_letter_topic: str | None = None
     metrics_port: int = 9108
+    metrics_address: str = "127.0.0.1"
+    reset_model: bool = False
     lr: float = 0.01
     l2: float = 0.0
     intercept_lr: float = 0.01
@@ -127,12 +130,28 @@ def event(name: str, **fields: Any) -> None:
     print(json.dumps({"ts": round(time.time(), 3), "event": name, **fields}, default=str), file=sys.stderr, flush=True)
 
 
+class ServiceStartError(Exception):
+    """The service cannot start as configured (printed as one line, exit 2)."""
+
+
+_COMMIT_METADATA = re.compile(r"([0-9a-f]{32}):(\d+)")
+
+
 class ConsumerService:
-    """One instance of the live learner. ``run()`` returns the process exit status."""
+    """One instance of the live learner. ``run()`` returns the process exit status.
+
+    Raises ServiceStartError when its checkpoint folder is another service's (locked, or
+    holding another topic's or group's checkpoints).
+    """
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
         self.store = CheckpointStore(config.checkpoint_dir, keep=config.keep_checkpoints)
+        try:
+            self.store.lock()
+        except FolderLockedError as e:
+            raise ServiceStartError(str(e)) from None
+        self.failure: tuple[int, str] | None = None  # (exit status, why) when the service cannot go on
         self.schema = Schema(config.target, config.features, config.drop, config.categorical)
         self.decode = make_decoder("json")
         self.rows = JsonRows(self.schema)
@@ -145,6 +164,16 @@ class ConsumerService:
         self.pending_assignment: set[Any] = set()
         self.joined = False  # the group has assigned this instance its share (maybe none) once
         restored = self.store.latest()
+        self.fresh = restored is None  # no model restored: see _place
+        if restored is not None:
+            saved = restored.progress
+            for what, mine, theirs in (("topic", config.topic, saved["topic"]),
+                                       ("group", config.group_id, saved.get("group", config.group_id))):  # fmt: skip
+                if mine != theirs:
+                    raise ServiceStartError(
+                        f"{config.checkpoint_dir} holds the checkpoints of {what} {theirs!r}, not {mine!r}; "
+                        f"give each {what} its own --checkpoint-dir"
+                    )
         if restored is None:
             self.model = LogisticRegression(lr=config.lr, l2=config.l2, intercept_lr=config.intercept_lr)
             self.metrics = ProgressiveMetrics(every=config.curve_every, curve_limit=1000)
@@ -168,9 +197,15 @@ class ConsumerService:
         config = self.config
         event("start", topic=config.topic, group=config.group_id, instance=self.store.instance_id,
               checkpoint=self.checkpoint_version, learned=self.counters["learned"], offsets=self.positions)  # fmt: skip
+        try:
+            self.telemetry.serve(config.metrics_port, config.metrics_address)
+        except OSError as e:
+            raise ServiceStartError(
+                f"cannot serve metrics on {config.metrics_address}:{config.metrics_port} ({e.strerror}); "
+                "pick a free --metrics-port (0: none)"
+            ) from None
         self.consumer = read_in_blocks(KafkaConsumer(**consumer_settings(config)))
         self.producer = self._producer()
-        self.telemetry.serve(config.metrics_port)
         if self._wait_for_topic():
             self._create_output_topics()
             self.consumer.partitions_for_topic(config.topic)  # the group's first assignment sees its partitions
@@ -178,7 +213,7 @@ class ConsumerService:
             self._loop()
         with self.lock:
             self._learn_decoded()
-            offsets = self._checkpoint()
+            offsets = self._checkpoint()  # None after a failure: nothing more is committed
         self.decoder.shutdown()
         self.telemetry.update(force=True)
         if offsets:
@@ -190,8 +225,9 @@ class ConsumerService:
         if self.producer is not None:
             self.producer.close()
         event("stop", checkpoint=self.checkpoint_version, learned=self.counters["learned"],
-              dead_lettered=self.counters["dead_lettered"], offsets=self.positions)  # fmt: skip
-        return 0
+              dead_lettered=self.counters["dead_lettered"], offsets=self.positions,
+              error=self.failure and self.failure[1])  # fmt: skip
+        return 0 if self.failure is None else self.failure[0]
 
     def _loop(self) -> None:
         """Poll, learn and checkpoint until a stop, --max-records or --idle-timeout."""
@@ -404,27 +440,46 @@ class ConsumerService:
         letters could not be flushed: then nothing is checkpointed, and it is tried later.
         """
 
+        if self.failure is not None:
+            return None
         if self.producer is not None:
             try:
                 self.producer.flush(timeout=10)
             except Exception as e:  # the broker is away: keep going, checkpoint later
                 event("checkpoint_postponed", reason=f"the producer could not flush: {e}")
                 return None
-        checkpoint = self.store.write(
+        try:
+            checkpoint = self._write_checkpoint()
+        except OSError as e:  # a read-only or full disk: stop, committing nothing past the last checkpoint
+            self.failure = (1, (
+                f"cannot write a checkpoint in {self.config.checkpoint_dir}: {e}; nothing was committed past "
+                f"checkpoint {self.checkpoint_version}; fix the folder, then restart (it goes on from there)"
+            ))  # fmt: skip
+            event("checkpoint_failed", folder=str(self.config.checkpoint_dir), error=str(e))
+            self.stop_requested = True
+            return None
+        self.checkpoint_version = checkpoint.version
+        self.since_checkpoint, self.last_checkpoint = 0, time.monotonic()
+        event("checkpoint", version=checkpoint.version, learned=self.counters["learned"], offsets=self.positions,
+              rss_mb=round(_resident_mb(), 1))  # fmt: skip
+        return self._offsets(partitions)
+
+    def _write_checkpoint(self) -> Any:
+        if not self.store.folder.is_dir():  # deleted while running: the model in memory is whole, write it anew
+            event("checkpoint_folder_recreated", folder=str(self.store.folder))
+            self.store.folder.mkdir(parents=True)
+            (self.store.folder / "instance-id").write_text(self.store.instance_id)
+        return self.store.write(
             self.model,
             {
                 "instance": self.store.instance_id,
+                "group": self.config.group_id,
                 "topic": self.config.topic,
                 "offsets": {str(p): o for p, o in sorted(self.positions.items())},
                 "counters": self.counters,
                 "metrics": self.metrics.to_state(),
             },
         )
-        self.checkpoint_version = checkpoint.version
-        self.since_checkpoint, self.last_checkpoint = 0, time.monotonic()
-        event("checkpoint", version=checkpoint.version, learned=self.counters["learned"], offsets=self.positions,
-              rss_mb=round(_resident_mb(), 1))  # fmt: skip
-        return self._offsets(partitions)
 
     def _offsets(self, partitions: set[int] | None = None) -> dict[Any, Any]:
         """The last checkpoint's offsets for ``partitions`` (default: the ones owned), to commit."""
@@ -446,6 +501,17 @@ class ConsumerService:
             mine = self.positions.get(partition)
             if committed is None or committed.offset is None or committed.offset < 0:
                 start = mine
+            elif self.fresh and not self.config.reset_model and _COMMIT_METADATA.fullmatch(str(committed.metadata)):
+                self.failure = (2, (
+                    f"the group's offset {committed.offset} of partition {partition} was committed with checkpoint "
+                    f"{committed.metadata}, which {self.config.checkpoint_dir} does not hold (empty, deleted or "
+                    "another folder): starting there with a fresh model would leave those records out of it; "
+                    "restore the folder, or pass --reset-model to start a fresh model there on purpose"
+                ))  # fmt: skip
+                event("missing_checkpoint", partition=partition, committed=committed.offset,
+                      metadata=committed.metadata)  # fmt: skip
+                self.stop_requested = True
+                return
             elif str(committed.metadata).startswith(self.store.instance_id + ":"):
                 start = mine if mine is not None else committed.offset
             else:
@@ -455,6 +521,7 @@ class ConsumerService:
             self.consumer.seek(tp, start)
             self.positions[partition] = start
             event("assigned", partition=partition, start=start, committed=committed and committed.offset, mine=mine)
+        self.fresh = False
 
 
 def _resident_mb() -> float:

@@ -40,10 +40,10 @@ class Telemetry:
         self._rate_mark = (time.monotonic(), counters["learned"])
         self._updated = 0.0
 
-    def serve(self, port: int) -> None:
-        """Serve /metrics on ``port`` (0: do not serve)."""
+    def serve(self, port: int, address: str = "127.0.0.1") -> None:
+        """Serve /metrics on ``address``:``port`` (port 0: do not serve); OSError if taken."""
         if port:
-            start_http_server(port, registry=self.registry)
+            start_http_server(port, addr=address, registry=self.registry)
 
     def update(self, force: bool = False) -> None:
         """Refresh the metrics from the service (at most once a second unless ``force``)."""

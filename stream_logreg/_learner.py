@@ -234,7 +234,7 @@ class LogisticRegression(base.MiniBatchClassifier):
             self._coef[touched[::-1]] = saved[::-1]
             self._forget_features_after(n_before)
             raise _margin_error(row(bad_row))
-        self.intercept, self._n_steps = float(state[0]), int(state[1])
+        self.intercept, self._n_steps = float(state[0]), self._n_steps + len(labels)  # exact past 2**53
         return probas
 
     def learn_many(
@@ -297,7 +297,7 @@ class LogisticRegression(base.MiniBatchClassifier):
             raise nonfinite_error(columns, values[bad_row], row_name) or _margin_error(
                 dict(zip(columns, values[bad_row].tolist(), strict=True))
             )
-        self.intercept, self._n_steps = float(state[0]), int(state[1])
+        self.intercept, self._n_steps = float(state[0]), self._n_steps + len(values)  # exact past 2**53
         return probas
 
     def _learn_sparse(self, X: Any, y: Any, w: Any) -> None:
@@ -432,12 +432,12 @@ class LogisticRegression(base.MiniBatchClassifier):
     def from_payload(cls, payload: Mapping[str, Any]) -> LogisticRegression:
         """Rebuild a model from :meth:`to_payload`'s output, checking every field."""
         params = dict(payload["params"])
-        params["lr"] = _rate_from_json(params["lr"])
-        params["intercept_lr"] = _rate_from_json(params["intercept_lr"])
+        params["lr"] = _rate_from_json("lr", params["lr"])
+        params["intercept_lr"] = _rate_from_json("intercept_lr", params["intercept_lr"])
         model = cls(**params)
         n_steps = payload["n_steps"]
-        if type(n_steps) is not int or n_steps < 0:
-            raise ValueError(f"n_steps must be an int >= 0, got {n_steps!r}")
+        if type(n_steps) is not int or not 0 <= n_steps < 2**63:
+            raise ValueError(f"n_steps must be an int in [0, 2**63), got {str(n_steps)[:40]}")
         model._n_steps = n_steps
         model.intercept = _finite_float("intercept", payload["intercept"])
         pairs = payload["weights"]
@@ -507,14 +507,19 @@ def _rate_to_json(name: str, rate: Rate) -> float | dict[str, Any]:
     )
 
 
-def _rate_from_json(value: Any) -> Rate:
+def _rate_from_json(name: str, value: Any) -> Rate:
+    """A learning rate from its file form, every number checked as the constructor checks a
+    float rate (> 0, or >= 0 for the intercept's)."""
     if not isinstance(value, dict):
         return value
     from river.optim import schedulers
 
     kind = value.get("scheduler")
+    allow_zero = name == "intercept_lr"
+    check_real(f"{name}'s learning_rate", value.get("learning_rate"), minimum=0.0, strict=not allow_zero)
     if kind == "constant":
         return schedulers.Constant(value["learning_rate"])
     if kind == "inverse_scaling":
+        check_real(f"{name}'s power", value.get("power"), minimum=0.0)
         return schedulers.InverseScaling(value["learning_rate"], value["power"])
     raise ValueError(f"unknown learning-rate scheduler {kind!r}")

@@ -33,6 +33,10 @@ def _checksum(payload: dict[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def write_document(path: str | Path, kind: str, version: int, payload: dict[str, Any]) -> None:
     """Write ``payload`` to ``path`` atomically, wrapped with its format, version and checksum."""
     document = {
@@ -72,11 +76,11 @@ def read_document(path: str | Path, kind: str, version: int) -> dict[str, Any]:
     except OSError as e:
         raise ModelFileError(path, f"the file cannot be read ({e.strerror})", "check the path") from None
     try:
-        document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+        document = json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:  # not JSON, cut short, NaN, nested too deep, an endless integer
         raise ModelFileError(
             path,
-            f"the file is truncated or is not JSON ({len(raw)} bytes)",
+            f"the file is truncated or is not JSON ({len(raw)} bytes; {str(e)[:80] or type(e).__name__})",
             f"it is not a complete {kind} file; restore it or save the model again",
         ) from None
     if not isinstance(document, dict) or document.get("format") != kind:

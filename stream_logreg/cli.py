@@ -88,6 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
     option("--predictions-topic", help="publish each prediction here (default: none)")
     option("--dead-letter-topic", help="send records that cannot be learned here (default: none; they are logged)")
     option("--metrics-port", type=int, default=9108, help="Prometheus port (0: none)")
+    option("--metrics-address", default="127.0.0.1", help="the address the metrics are served on (0.0.0.0: all)")
+    option(
+        "--reset-model", action="store_true",
+        help="start a fresh model even where the group's offsets were committed with a checkpoint this "
+        "--checkpoint-dir does not hold (the records before them are then not in the model)",
+    )  # fmt: skip
     add_model_options(option)
     add_schema_options(option, categorical_default="none")
     option("--max-records", type=int, help="stop after consuming this many records (default: no limit)")
@@ -217,7 +223,13 @@ def main(argv: list[str] | None = None) -> int:
 def run_consume(args: argparse.Namespace) -> int:
     import logging
 
-    from consumers.service import ConsumerService, ServiceConfig, install_signal_handlers, prepare_process
+    from consumers.service import (
+        ConsumerService,
+        ServiceConfig,
+        ServiceStartError,
+        install_signal_handlers,
+        prepare_process,
+    )
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
@@ -233,14 +245,21 @@ def run_consume(args: argparse.Namespace) -> int:
         features=schema.features, drop=schema.drop, categorical=schema.categorical,
         checkpoint_dir=Path(args.checkpoint_dir), checkpoint_every=args.checkpoint_every,
         checkpoint_interval=args.checkpoint_interval, predictions_topic=args.predictions_topic,
-        dead_letter_topic=args.dead_letter_topic, metrics_port=args.metrics_port, lr=args.lr, l2=args.l2,
+        dead_letter_topic=args.dead_letter_topic, metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address, reset_model=args.reset_model, lr=args.lr, l2=args.l2,
         intercept_lr=args.intercept_lr, max_records=args.max_records, idle_timeout=args.idle_timeout,
         curve_every=args.curve_every,
     )  # fmt: skip
-    service = ConsumerService(config)
-    install_signal_handlers(service)
-    prepare_process()
-    return service.run()
+    try:
+        service = ConsumerService(config)
+        install_signal_handlers(service)
+        prepare_process()
+        status = service.run()
+    except ServiceStartError as e:
+        raise UsageError(str(e)) from None
+    if service.failure is not None:
+        print(f"stream-logreg consume: {service.failure[1]}", file=sys.stderr)
+    return status
 
 
 def run_inspect(folder: str, top: int) -> int:
@@ -248,7 +267,9 @@ def run_inspect(folder: str, top: int) -> int:
 
     if not Path(folder).is_dir():
         raise UsageError(f"{folder} is not a folder; pass the service's --checkpoint-dir")
-    checkpoint = CheckpointStore(folder).latest()
+    checkpoint, damaged = CheckpointStore(folder).scan()
+    for path, problem in damaged:
+        print(f"damaged           {path}: {problem} (skipped)")
     if checkpoint is None:
         raise UsageError(f"{folder} holds no valid checkpoint")
     progress, model = checkpoint.progress, checkpoint.model
