@@ -22,6 +22,7 @@ since the last checkpoint are sent again.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 import logging
 import math
@@ -50,6 +51,8 @@ from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.kafka_admin import ensure_topic, partition_count
 
 log = logging.getLogger("consumers")
+REASON_BYTES = 512  # a dead letter's reason header, at most
+DEAD_LETTER_BYTES = 900_000  # a dead letter's key and value, at most (Kafka's default limit is 1 MiB)
 
 
 def prepare_process() -> None:
@@ -93,6 +96,8 @@ class ServiceConfig:
     metrics_port: int = 9108
     metrics_address: str = "127.0.0.1"
     reset_model: bool = False
+    max_record_bytes: int = 1 << 20
+    max_abs_value: float = 1e9
     lr: float = 0.01
     l2: float = 0.0
     intercept_lr: float = 0.01
@@ -152,7 +157,7 @@ class ConsumerService:
         except FolderLockedError as e:
             raise ServiceStartError(str(e)) from None
         self.failure: tuple[int, str] | None = None  # (exit status, why) when the service cannot go on
-        self.schema = Schema(config.target, config.features, config.drop, config.categorical)
+        self.schema = Schema(config.target, config.features, config.drop, config.categorical, config.max_abs_value)
         self.decode = make_decoder("json")
         self.rows = JsonRows(self.schema)
         # Batches being decoded (in C, without the GIL, on a second thread) while the main
@@ -355,12 +360,22 @@ class ConsumerService:
         self.since_checkpoint += len(messages)
 
     def _process_one(self, partition: int, message: Record) -> None:
+        """Decode one record the careful way and learn it; whatever is wrong with it
+        dead-letters it (no record can stop the service)."""
         try:
             if message.value is None:
                 raise SchemaError("the message has no value (a tombstone)")
+            if len(message.value) > self.config.max_record_bytes:
+                raise SchemaError(
+                    f"the record is {len(message.value):,} bytes, beyond --max-record-bytes "
+                    f"{self.config.max_record_bytes:,}; it was not decoded"
+                )
             x, y = self.schema.decode(self.decode(message.value))
         except SchemaError as e:
             self._dead_letter(message, str(e))
+            return
+        except Exception as e:  # a record that breaks something unforeseen: never a crash loop
+            self._dead_letter(message, f"unexpected {type(e).__name__} while decoding: {e}")
             return
         self._learn(partition, [x], [y], [message])
 
@@ -409,20 +424,43 @@ class ConsumerService:
                     "probability": p,
                     "model_version": version + i,
                 }
-                self.producer.send(self.config.predictions_topic, value=json.dumps(value).encode(), key=message.key)
+                self._send(self.config.predictions_topic, message, json.dumps(value).encode(), message.key, [])
 
     def _dead_letter(self, message: Record, reason: str) -> None:
+        """Send the record to the dead-letter topic, or log it; a dead letter always fits:
+        the reason is cut to 512 bytes and a value too large is cut, with headers saying so."""
         self.counters["dead_lettered"] += 1
-        if self.config.dead_letter_topic:
-            headers = [
-                ("reason", reason.encode()),
-                ("source_topic", message.topic.encode()),
-                ("source_partition", str(message.partition).encode()),
-                ("source_offset", str(message.offset).encode()),
-            ]
-            self.producer.send(self.config.dead_letter_topic, value=message.value, key=message.key, headers=headers)
-        else:
-            event("dead_letter", partition=message.partition, offset=message.offset, reason=reason)
+        if not self.config.dead_letter_topic:
+            event("dead_letter", partition=message.partition, offset=message.offset, reason=reason[:REASON_BYTES])
+            return
+        headers = [
+            ("reason", reason.encode()[:REASON_BYTES]),
+            ("source_topic", message.topic.encode()),
+            ("source_partition", str(message.partition).encode()),
+            ("source_offset", str(message.offset).encode()),
+        ]
+        value, key = message.value, message.key
+        room = DEAD_LETTER_BYTES - len(key or b"")
+        if value is not None and len(value) > room:
+            headers += [("truncated", b"true"), ("original_size", str(len(value)).encode()),
+                        ("original_sha256", hashlib.sha256(value).hexdigest().encode())]  # fmt: skip
+            value = value[: max(room, 0)]
+            if key is not None and len(key) > DEAD_LETTER_BYTES // 2:
+                key = key[: DEAD_LETTER_BYTES // 2]
+                headers.append(("key_truncated", b"true"))
+        self._send(self.config.dead_letter_topic, message, value, key, headers)
+
+    def _send(self, topic: str, message: Record, value: bytes | None, key: bytes | None, headers: list) -> None:
+        """Produce one record about ``message``; a failure is logged with where the record
+        came from (the service goes on)."""
+
+        def failed(error: Exception) -> None:
+            event("send_failed", topic=topic, partition=message.partition, offset=message.offset, error=str(error))
+
+        try:
+            self.producer.send(topic, value=value, key=key, headers=headers).add_errback(failed)
+        except Exception as e:  # refused before it left (too large for the producer, buffer full): logged
+            failed(e)
 
     # -- checkpoints and commits ------------------------------------------------------------
 

@@ -97,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_model_options(option)
     add_schema_options(option, categorical_default="none")
     option("--max-records", type=int, help="stop after consuming this many records (default: no limit)")
+    option("--max-record-bytes", type=int, default=1 << 20,
+           help="a record larger than this is dead-lettered without being decoded")  # fmt: skip
+    option("--max-abs-value", type=float, default=1e9,
+           help="a record with a feature beyond +-this is dead-lettered, naming the field (inf: no limit)")  # fmt: skip
     option(
         "--idle-timeout", type=float,
         help="stop after this many seconds with nothing to read while the broker answers (default: never)",
@@ -246,7 +250,8 @@ def run_consume(args: argparse.Namespace) -> int:
         checkpoint_dir=Path(args.checkpoint_dir), checkpoint_every=args.checkpoint_every,
         checkpoint_interval=args.checkpoint_interval, predictions_topic=args.predictions_topic,
         dead_letter_topic=args.dead_letter_topic, metrics_port=args.metrics_port,
-        metrics_address=args.metrics_address, reset_model=args.reset_model, lr=args.lr, l2=args.l2,
+        metrics_address=args.metrics_address, reset_model=args.reset_model, max_record_bytes=args.max_record_bytes,
+        max_abs_value=args.max_abs_value, lr=args.lr, l2=args.l2,
         intercept_lr=args.intercept_lr, max_records=args.max_records, idle_timeout=args.idle_timeout,
         curve_every=args.curve_every,
     )  # fmt: skip

@@ -74,12 +74,16 @@ class Schema:
         Fields to ignore.
     categorical
         Fields whose string values become one-hot features named "field=value".
+    max_abs_value
+        A feature whose absolute value is larger is an error (one absurd record, 1e300,
+        would ruin the model); inf: no limit.
     """
 
     target: str
     features: tuple[str, ...] | None = None
     drop: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    max_abs_value: float = math.inf
 
     def __init__(
         self,
@@ -87,11 +91,15 @@ class Schema:
         features: Iterable[str] | None = None,
         drop: Iterable[str] = (),
         categorical: Iterable[str] = (),
+        max_abs_value: float = math.inf,
     ) -> None:
+        if not max_abs_value > 0:
+            raise ValueError(f"max_abs_value must be > 0, got {max_abs_value!r}; pass inf for no limit")
         object.__setattr__(self, "target", target)
         object.__setattr__(self, "features", None if features is None else tuple(features))
         object.__setattr__(self, "drop", tuple(drop))
         object.__setattr__(self, "categorical", tuple(categorical))
+        object.__setattr__(self, "max_abs_value", float(max_abs_value))
 
     def decode(self, record: Mapping[str, Any]) -> Example:
         """Return (x, y) from one record, or raise SchemaError naming the problem."""
@@ -103,7 +111,12 @@ class Schema:
             # proves it; an overflowing one just takes the careful path below).
             plain = dict(record)
             del plain[self.target]
-            if set(map(type, plain.values())) <= {float} and math.isfinite(sum(plain.values())):
+            values = plain.values()
+            if (
+                set(map(type, values)) <= {float}
+                and math.isfinite(sum(values))
+                and (not plain or max(map(abs, values)) <= self.max_abs_value)
+            ):
                 return plain, y
         names = self.features if self.features is not None else record.keys()
         x: dict[str, float] = {}
@@ -119,6 +132,12 @@ class Schema:
                 x[f"{name}={value}"] = 1.0
             else:
                 x[name] = parse_number(name, value)
+                if abs(x[name]) > self.max_abs_value:
+                    raise SchemaError(
+                        f"field {name!r} has the value {value!r}, beyond the limit {self.max_abs_value:g} "
+                        "(--max-abs-value); scale the field, or raise the limit",
+                        f"field {name!r} holds values beyond the limit (--max-abs-value)",
+                    )
         return x, y
 
 
@@ -235,6 +254,8 @@ class JsonRows:
             ok[:] = 0
         elif columns != list(range(len(features))):
             out, features = out[:, columns], [features[c] for c in columns]
+        if self.schema.max_abs_value < math.inf and out.size:
+            ok &= (np.abs(out) <= self.schema.max_abs_value).all(axis=1)  # the others: refused the careful way
         return Rows(features, out, labels, ok.view(np.bool_))
 
     def _kept(self, features: list[str]) -> list[int] | None:

@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-POISON = [b'{"broken json', b'{"label": 7}', b'{"x": "abc", "label": 1}']
+POISON = [b'{"broken json', b'{"label": 7}', b'{"x": "abc", "label": 1}', b'{"popup_window": 1e300, "label": 1}']
 POISON_EVERY = 250
 
 
