@@ -5,7 +5,8 @@ holds the offsets, counters and metric state. Files are written atomically (temp
 file, fsync, rename) as ``checkpoint-<version>.json``; the newest ``keep`` are kept. A
 file that cannot be loaded (truncated, failing its checksum, not JSON, a model without a
 consumer's progress, ...) is skipped with a warning naming it and why, and the one before
-it is used. Versions follow the newest valid checkpoint, never a stray file's name.
+it is used. Versions follow the newest valid checkpoint, never a stray file's name, and
+only this lineage's older checkpoints are ever removed.
 
 One service owns a folder at a time: :meth:`CheckpointStore.lock` takes an exclusive lock
 (``flock`` on ``lock``, which holds the owner's PID).
@@ -120,11 +121,12 @@ class CheckpointStore:
         return checkpoint
 
     def write(self, model: LogisticRegression, progress: dict[str, Any]) -> Checkpoint:
-        """Write the next checkpoint durably, then drop all but the newest ``keep``."""
+        """Write the next checkpoint durably, then drop all but the newest ``keep`` of this
+        lineage (files numbered above it, damaged or foreign, are left for inspection)."""
         version = self.version + 1
         path = self.folder / f"checkpoint-{version:012d}.json"
         model.save(path, progress={**progress, "version": version})
         self.version = version
-        for _, old in self.paths()[self.keep :]:
+        for _, old in [(v, p) for v, p in self.paths() if v <= version][self.keep :]:
             old.unlink(missing_ok=True)
         return Checkpoint(path, version, model, progress)

@@ -503,10 +503,21 @@ class ConsumerService:
         return self._offsets(partitions)
 
     def _write_checkpoint(self) -> Any:
-        if not self.store.folder.is_dir():  # deleted while running: the model in memory is whole, write it anew
+        """Write a checkpoint; a folder deleted while running is made anew (the model in
+        memory is whole) and the write tried once more."""
+        try:
+            return self._write_checkpoint_once()
+        except FileNotFoundError:
             event("checkpoint_folder_recreated", folder=str(self.store.folder))
-            self.store.folder.mkdir(parents=True)
+            self.store.folder.mkdir(parents=True, exist_ok=True)
             (self.store.folder / "instance-id").write_text(self.store.instance_id)
+            try:
+                self.store.lock()
+            except FolderLockedError as e:  # another service took the new folder meanwhile
+                raise OSError(str(e)) from None
+            return self._write_checkpoint_once()
+
+    def _write_checkpoint_once(self) -> Any:
         return self.store.write(
             self.model,
             {

@@ -60,14 +60,17 @@ def produce_slowly(bootstrap: str, topic: str, values: list[bytes], rate: float,
     return thread
 
 
-def start(bootstrap: str, topic: str, group: str, folder: Path, *extra: str, port: int = 0) -> subprocess.Popen:
-    command = [
+def consume_command(bootstrap: str, topic: str, group: str, folder: Path, *extra: str, port: int = 0) -> list[str]:
+    return [
         sys.executable, "-m", "stream_logreg.cli", "consume", "--bootstrap-servers", bootstrap, "--topic", topic,
         "--group-id", group, "--target", "label", "--checkpoint-dir", str(folder), "--metrics-port", str(port),
         *extra,
     ]  # fmt: skip
+
+
+def start(bootstrap: str, topic: str, group: str, folder: Path, *extra: str, port: int = 0) -> subprocess.Popen:
     log = open(folder.with_suffix(".log"), "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(command, stdout=log, stderr=log)
+    return subprocess.Popen(consume_command(bootstrap, topic, group, folder, *extra, port=port), stdout=log, stderr=log)
 
 
 def latest(folder: Path):
