@@ -88,3 +88,51 @@ def test_a_model_with_an_unsaveable_schedule_says_so(tmp_path):
     with pytest.raises(TypeError, match="cannot be saved"):
         model.save(tmp_path / "m.json")
     assert not list(tmp_path.iterdir())
+
+
+def resigned(path, change) -> None:
+    """Change the payload with ``change`` and write it back with a valid checksum."""
+    import hashlib
+
+    document = json.loads(path.read_text())
+    change(document["payload"])
+    canonical = json.dumps(document["payload"], sort_keys=True, separators=(",", ":"))
+    document["checksum"] = "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    path.write_text(json.dumps(document))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("lr", {"scheduler": "constant", "learning_rate": -0.5}, "lr's learning_rate must be > 0.0, got -0.5"),
+        ("lr", {"scheduler": "constant", "learning_rate": "abc"}, "lr's learning_rate must be a real number"),
+        ("lr", {"scheduler": "inverse_scaling", "learning_rate": 0.1, "power": -1}, "lr's power must be >= 0.0"),
+        ("intercept_lr", {"scheduler": "constant", "learning_rate": -1.0}, "must be >= 0.0, got -1.0"),
+        ("lr", -0.5, "lr must be > 0.0, got -0.5"),
+        ("n_steps", 10**400, r"n_steps must be an int in \[0, 2\*\*63\)"),
+        ("n_steps", -1, r"n_steps must be an int in \[0, 2\*\*63\)"),
+    ],
+)
+def test_a_model_file_with_a_bad_value_under_a_valid_checksum_is_refused(model, tmp_path, field, value, problem):
+    path = tmp_path / "model.json"
+    model.save(path)
+
+    def change(payload: dict) -> None:
+        (payload if field == "n_steps" else payload["params"])[field] = value
+
+    resigned(path, change)
+    with pytest.raises(ModelFileError, match=problem):
+        LogisticRegression.load(path)
+
+
+def test_the_step_count_stays_exact_past_2_to_the_53(tmp_path):
+    import pandas as pd
+
+    model = LogisticRegression()
+    path = tmp_path / "model.json"
+    model.save(path)
+    resigned(path, lambda payload: payload.update(n_steps=2**53 + 1))
+    model = LogisticRegression.load(path)
+    model.learn_batch([{"a": 1.0}], [True])
+    model.learn_many(pd.DataFrame({"a": [1.0, 2.0]}), pd.Series([True, False]))
+    assert model.n_steps == 2**53 + 4
