@@ -13,6 +13,12 @@ It hooks kafka-python 3.0's ``Fetcher.PartitionRecords`` (pinned ``>=3.0,<3.1``)
 batch-level logic below (CRC, aborted transactions, control batches, the skip to the
 fetch offset) follows kafka-python's own ``_unpack_records``.
 
+Decompression is bounded (gzip and zstd, the codecs installed with this package; lz4 and
+snappy batches are left to kafka-python): a batch may expand to ``max_record_bytes`` plus
+64 KiB per record, at most 64 MiB, and one that would expand further (a decompression
+bomb) is not decompressed past that: its records come back without keys or values, each
+with the reason as its ``problem``.
+
 >>> block = RecordBlock("t", 0, [5, 6, 7], [None, b"k", None], [b"a", b"b", None])
 >>> len(block), block[1], block[1:].offsets
 (3, Record(topic='t', partition=0, offset=6, key=b'k', value=b'b'), [6, 7])
@@ -20,9 +26,12 @@ fetch offset) follows kafka-python's own ``_unpack_records``.
 
 from __future__ import annotations
 
+import io
+import zlib
 from collections.abc import Iterator
 from typing import Any, NamedTuple, overload
 
+import zstandard
 from kafka import KafkaConsumer
 from kafka.consumer.fetcher import Fetcher
 from kafka.errors import CorruptRecordError
@@ -32,25 +41,30 @@ from consumers._records import read_records
 
 
 class Record(NamedTuple):
-    """One record of a block (what the service uses of a ConsumerRecord)."""
+    """One record of a block (what the service uses of a ConsumerRecord); ``problem`` says
+    why it could not be read (its key and value are then None)."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes | None
+    problem: str | None = None
 
 
 class RecordBlock:
-    """Consecutive records of one partition, in offset order, as parallel lists."""
+    """Consecutive records of one partition, in offset order, as parallel lists; a block
+    of records that could not be read has a ``problem`` shared by all."""
 
-    __slots__ = ("keys", "offsets", "partition", "topic", "values")
+    __slots__ = ("keys", "offsets", "partition", "problems", "topic", "values")
 
     def __init__(
-        self, topic: str, partition: int, offsets: list[int], keys: list[bytes | None], values: list[bytes | None]
-    ) -> None:
+        self, topic: str, partition: int, offsets: list[int], keys: list[bytes | None], values: list[bytes | None],
+        problems: list[str | None] | None = None,
+    ) -> None:  # fmt: skip
         self.topic, self.partition = topic, partition
         self.offsets, self.keys, self.values = offsets, keys, values
+        self.problems: list[str | None] = problems if problems is not None else [None] * len(offsets)
 
     @classmethod
     def join(cls, blocks: list[RecordBlock]) -> RecordBlock:
@@ -64,6 +78,7 @@ class RecordBlock:
             [o for b in blocks for o in b.offsets],
             [k for b in blocks for k in b.keys],
             [v for b in blocks for v in b.values],
+            [p for b in blocks for p in b.problems],
         )
 
     def __len__(self) -> int:
@@ -75,16 +90,19 @@ class RecordBlock:
     def __getitem__(self, i: slice) -> RecordBlock: ...
     def __getitem__(self, i: int | slice) -> Record | RecordBlock:
         if isinstance(i, slice):
-            return RecordBlock(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i])
-        return Record(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i])
+            return RecordBlock(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i],
+                               self.problems[i])  # fmt: skip
+        return Record(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i], self.problems[i])
 
     def __iter__(self) -> Iterator[Record]:
-        for offset, key, value in zip(self.offsets, self.keys, self.values, strict=True):
-            yield Record(self.topic, self.partition, offset, key, value)
+        for offset, key, value, problem in zip(self.offsets, self.keys, self.values, self.problems, strict=True):
+            yield Record(self.topic, self.partition, offset, key, value, problem)
 
 
 class _BlockRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
     """One fetch's records of one partition, yielded a batch at a time as RecordBlocks."""
+
+    max_record_bytes = 1 << 20
 
     def _maybe_skip_record(self, record: Any) -> bool:
         return False  # each block starts at the fetch offset already
@@ -125,21 +143,62 @@ class _BlockRecords(Fetcher.PartitionRecords):  # type: ignore[misc]
             kept = [r for r in batch if r.offset >= first]
             return RecordBlock(tp.topic, tp.partition, [r.offset for r in kept], [r.key for r in kept],
                                [r.value for r in kept])  # fmt: skip
-        iter(batch)  # decompresses the records into batch._buffer, from batch._pos
+        records: bytes | memoryview | None
+        if batch.compression_type in _BOUNDED:
+            limit = min(batch.records_count * (self.max_record_bytes + (64 << 10)), MAX_BATCH_BYTES)
+            records = _decompress(batch.compression_type, memoryview(batch._buffer)[batch._pos :], limit)
+            if records is None:
+                return _refused(tp, batch, first, limit)
+        else:
+            iter(batch)  # decompresses the records into batch._buffer, from batch._pos
+            records = memoryview(batch._buffer)[batch._pos :]
         try:
-            offsets, keys, values = read_records(
-                memoryview(batch._buffer)[batch._pos :], batch.base_offset, batch.records_count, first
-            )
+            offsets, keys, values = read_records(records, batch.base_offset, batch.records_count, first)
         except ValueError as e:
             raise CorruptRecordError(f"Record batch for partition {tp} at offset {batch.base_offset}: {e}") from e
         return RecordBlock(tp.topic, tp.partition, offsets, keys, values)
 
 
-def read_in_blocks(consumer: KafkaConsumer) -> KafkaConsumer:
+MAX_BATCH_BYTES = 64 << 20
+_BOUNDED = (1, 4)  # gzip, zstd
+
+
+def _decompress(codec: int, data: memoryview, limit: int) -> bytes | None:
+    """The batch's records, or None if they would expand beyond ``limit`` bytes (decompressing
+    no further than that); CorruptRecordError if the data is not a whole stream."""
+    try:
+        if codec == 1:
+            inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out = inflate.decompress(data, limit + 1)
+            if len(out) > limit:
+                return None
+            if not inflate.eof:
+                raise CorruptRecordError("the gzip stream of a record batch is cut short")
+            return out
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(data), read_across_frames=True) as reader:
+            out = reader.read(limit + 1)
+        return None if len(out) > limit else out
+    except (zlib.error, zstandard.ZstdError) as e:
+        raise CorruptRecordError(f"a record batch does not decompress: {e}") from None
+
+
+def _refused(tp: Any, batch: Any, first: int, limit: int) -> RecordBlock:
+    offsets = list(range(max(batch.base_offset, first), batch.last_offset + 1))
+    problem = (
+        f"its record batch (offsets {batch.base_offset}-{batch.last_offset}, {batch.records_count} records, "
+        f"{batch.size_in_bytes:,} bytes compressed) expands beyond {limit:,} bytes (--max-record-bytes per "
+        "record); it was not decompressed further"
+    )
+    none: list[bytes | None] = [None] * len(offsets)
+    return RecordBlock(tp.topic, tp.partition, offsets, none, list(none), [problem] * len(offsets))
+
+
+def read_in_blocks(consumer: KafkaConsumer, max_record_bytes: int = 1 << 20) -> KafkaConsumer:
     """Make ``consumer.poll()`` return RecordBlocks instead of ConsumerRecords (see the
-    module's docstring); returns the consumer."""
+    module's docstring), decompressing at most ``max_record_bytes`` plus 64 KiB per record
+    of a batch; returns the consumer."""
     fetcher = getattr(consumer, "_fetcher", None)
     if not isinstance(fetcher, Fetcher) or not hasattr(Fetcher.PartitionRecords, "_unpack_records"):
         raise RuntimeError("read_in_blocks needs kafka-python 3.0's Fetcher: install kafka-python>=3.0,<3.1")
-    fetcher.PartitionRecords = _BlockRecords
+    fetcher.PartitionRecords = type("BlockRecords", (_BlockRecords,), {"max_record_bytes": max_record_bytes})
     return consumer

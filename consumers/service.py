@@ -209,7 +209,7 @@ class ConsumerService:
                 f"cannot serve metrics on {config.metrics_address}:{config.metrics_port} ({e.strerror}); "
                 "pick a free --metrics-port (0: none)"
             ) from None
-        self.consumer = read_in_blocks(KafkaConsumer(**consumer_settings(config)))
+        self.consumer = read_in_blocks(KafkaConsumer(**consumer_settings(config)), config.max_record_bytes)
         self.producer = self._producer()
         if self._wait_for_topic():
             self._create_output_topics()
@@ -363,6 +363,8 @@ class ConsumerService:
         """Decode one record the careful way and learn it; whatever is wrong with it
         dead-letters it (no record can stop the service)."""
         try:
+            if message.problem is not None:
+                raise SchemaError(message.problem)
             if message.value is None:
                 raise SchemaError("the message has no value (a tombstone)")
             if len(message.value) > self.config.max_record_bytes:
@@ -448,6 +450,8 @@ class ConsumerService:
             if key is not None and len(key) > DEAD_LETTER_BYTES // 2:
                 key = key[: DEAD_LETTER_BYTES // 2]
                 headers.append(("key_truncated", b"true"))
+        if value is None and key is None:  # Kafka takes no record without both; the headers say what it was
+            value = b""
         self._send(self.config.dead_letter_topic, message, value, key, headers)
 
     def _send(self, topic: str, message: Record, value: bytes | None, key: bytes | None, headers: list) -> None:

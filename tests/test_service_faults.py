@@ -279,3 +279,45 @@ def test_metrics_bind_loopback_by_default_and_a_taken_port_is_one_line(kafka_boo
     assert listening_address(port) == "0.0.0.0"
     third.send_signal(signal.SIGTERM)
     assert third.wait(timeout=60) == 0
+
+
+def peak_resident_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("VmHWM:")[1].split()[0]) / 1024
+
+
+def test_a_decompression_bomb_is_dead_lettered_without_being_expanded(kafka_bootstrap, topic, tmp_path):
+    """A 200 MB record that zstd packs into a few kB: the service's peak resident memory
+    stays within a few MB of the same service's on the same stream without it."""
+    from kafka import KafkaProducer
+
+    from stream_logreg.kafka_admin import ensure_topic
+
+    data = records(2000, seed=41)
+    peaks = []
+    for name, bomb in (("plain", None), ("bomb", b" " * 200_000_000)):
+        stream = f"{topic}-{name}"
+        ensure_topic(kafka_bootstrap, stream, 1)
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", compression_type="zstd",
+                                 max_request_size=300_000_000)  # fmt: skip
+        for i, value in enumerate(values_of(data)):
+            producer.send(stream, value=value)
+            if i == 1000 and bomb is not None:
+                producer.flush()
+                producer.send(stream, value=bomb)
+                producer.flush()
+        producer.flush()
+        producer.close()
+        del bomb
+        folder, dead = tmp_path / name, f"{stream}-dead"
+        process = start(kafka_bootstrap, stream, name, folder, "--dead-letter-topic", dead, "--checkpoint-every", "500")
+        wait_until(lambda folder=folder: learned(folder) == 2000 and latest(folder) is not None)  # type: ignore[misc]
+        peaks.append(peak_resident_mb(process.pid))
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+        assert_exact(folder, data)
+    (letter,) = dead_letters(kafka_bootstrap, f"{topic}-bomb-dead", 1)
+    reason = dict(letter.headers)["reason"].decode()
+    assert "expands beyond" in reason and "--max-record-bytes" in reason and letter.value == b""
+    print("peak resident MB, plain and with the bomb:", peaks)
+    assert peaks[1] < peaks[0] + 16, peaks  # MB: the cap is 1 MiB a record
