@@ -53,6 +53,7 @@ from stream_logreg.kafka_admin import ensure_topic, partition_count
 log = logging.getLogger("consumers")
 REASON_BYTES = 512  # a dead letter's reason header, at most
 DEAD_LETTER_BYTES = 900_000  # a dead letter's key and value, at most (Kafka's default limit is 1 MiB)
+MAX_UNFLUSHED = 20_000  # records sent (predictions, dead letters) before the producer is made to catch up
 
 
 def prepare_process() -> None:
@@ -157,6 +158,7 @@ class ConsumerService:
         except FolderLockedError as e:
             raise ServiceStartError(str(e)) from None
         self.failure: tuple[int, str] | None = None  # (exit status, why) when the service cannot go on
+        self.unflushed = 0  # records sent since the producer last caught up
         self.schema = Schema(config.target, config.features, config.drop, config.categorical, config.max_abs_value)
         self.decode = make_decoder("json")
         self.rows = JsonRows(self.schema)
@@ -465,6 +467,13 @@ class ConsumerService:
             self.producer.send(topic, value=value, key=key, headers=headers).add_errback(failed)
         except Exception as e:  # refused before it left (too large for the producer, buffer full): logged
             failed(e)
+        self.unflushed += 1
+        if self.unflushed >= MAX_UNFLUSHED:  # kafka-python's producer has no memory bound of its own
+            self.unflushed = 0
+            try:
+                self.producer.flush(timeout=30)
+            except Exception as e:  # the broker is away: the records wait in the producer, and it retries
+                event("producer_behind", error=str(e))
 
     # -- checkpoints and commits ------------------------------------------------------------
 
