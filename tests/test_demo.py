@@ -160,6 +160,7 @@ def test_the_dockerfile_runs_the_service_as_a_non_root_user():
     assert dockerfile_entrypoint() == ["stream-logreg", "consume"]
     user = re.search(r"^USER (\S+)$", text, re.MULTILINE)
     assert user is not None and user.group(1) not in ("root", "0")
+    assert "STREAM_LOGREG_METRICS_ADDRESS=0.0.0.0" in text  # reachable from outside the container
 
 
 def test_every_compose_command_is_a_valid_stream_logreg_invocation():
