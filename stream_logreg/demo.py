@@ -177,7 +177,7 @@ def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir
                 f"no Kafka broker answers at {bootstrap}; fix KAFKA_BOOTSTRAP_SERVERS or unset it to start a local one"
             ) from None
         port = free_port()
-        checkpoints = folder / "checkpoints"
+        checkpoints = folder / "checkpoints" / topic  # a new topic each run: a reused --out keeps working
         service_log = folder / "service.log"
         with service_log.open("wb") as log:
             service = subprocess.Popen(

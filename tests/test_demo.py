@@ -106,7 +106,7 @@ def test_the_demo_cleans_up_after_itself_and_keep_broker_says_how_to_stop_it(tmp
     output = re.search(r"^output folder: (\S+)$", out, re.MULTILINE)
     assert output is not None and Path(output.group(1)).parent == temp
     assert list(here.iterdir()) == [] and list(temp.iterdir()) == [Path(output.group(1))]  # the broker's data is gone
-    out = demo("--keep-broker")
+    out = demo("--keep-broker", "--out", output.group(1))  # a reused output folder works too
     kept = re.search(
         r"left running at \S+, PID (\d+)\n +stop it with: kill (\d+); then remove its data: rm -r (\S+)", out
     )
