@@ -167,11 +167,16 @@ def add_schema_options(add_argument: Any, categorical_default: str, resumable: b
     (``resumable``: they default to None, so that a resume can tell a value given)."""
     add_argument("--features", help="comma-separated fields to use (default: all but the target)")
     add_argument("--drop", default=None if resumable else "", help="comma-separated fields to ignore (default: none)")
+    auto = (
+        "'auto': the columns whose values in the first 1,000 rows are all non-numeric strings; "
+        if categorical_default == "auto"
+        else ""
+    )
     add_argument(
-        "--categorical", default=None if resumable else categorical_default, metavar="FIELDS|auto|none",
-        help="comma-separated fields to one-hot encode as field=value; 'auto': the columns whose values in the "
-        "first 1,000 rows are all non-numeric strings; 'none': every string that is not a number is an error "
-        f"(default: {categorical_default})",
+        "--categorical", default=None if resumable else categorical_default,
+        metavar="FIELDS|auto|none" if auto else "FIELDS|none",
+        help=f"comma-separated fields to one-hot encode as field=value; {auto}'none': every string that is not "
+        f"a number is an error (default: {categorical_default})",
     )  # fmt: skip
 
 
