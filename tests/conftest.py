@@ -1,6 +1,10 @@
 """Shared fixtures. Kafka tests run against a real broker, found in this order:
 KAFKA_BOOTSTRAP_SERVERS (an existing cluster), else a testcontainers Kafka container if a
-Docker engine answers, else a LocalKafka JVM started from Maven jars. One per session."""
+Docker engine answers, else a LocalKafka JVM started from Maven jars. One per session.
+
+Every test that needs a broker carries the ``kafka`` marker (those that take the
+``kafka_bootstrap`` fixture get it here), so ``pytest -m "not kafka"`` runs the others
+without Java or Maven."""
 
 import os
 import sys
@@ -21,6 +25,12 @@ def docker_answers() -> bool:
         return True
     except Exception:
         return False
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "kafka_bootstrap" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.kafka)
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ from stream_logreg import broker
 from stream_logreg.broker import BrokerError, LocalKafka
 
 
+@pytest.mark.kafka  # needs the broker's jars
 def test_missing_java_is_named_with_what_to_do(monkeypatch, tmp_path):
     broker.broker_classpath()  # the jars are there; only java goes missing
     real_which = broker.shutil.which
@@ -31,6 +32,7 @@ def test_a_maven_failure_shows_what_maven_said(monkeypatch, tmp_path):
     assert not (tmp_path / "cache" / "kafka-0.0.0-no-such-version" / "lib").exists()
 
 
+@pytest.mark.kafka
 def test_a_broker_that_dies_while_starting_reports_its_log(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -42,6 +44,7 @@ def test_a_broker_that_dies_while_starting_reports_its_log(tmp_path):
     assert "Address already in use" in str(error.value) or "BindException" in str(error.value)
 
 
+@pytest.mark.kafka
 def test_files_are_removed_on_exit_unless_the_folder_was_given(tmp_path):
     with LocalKafka() as kafka:
         own = kafka.data_dir

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from stream_logreg.cli import build_parser
@@ -88,6 +89,7 @@ def test_compiled_kernels_are_cached_per_user_never_inside_the_package(tmp_path)
     assert set(package.rglob("*.nbi")) == before
 
 
+@pytest.mark.kafka
 def test_the_demo_cleans_up_after_itself_and_keep_broker_says_how_to_stop_it(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP_SERVERS"}  # the demo's own broker
     temp, here = tmp_path / "tmp", tmp_path / "cwd"

@@ -7,6 +7,7 @@ import sys
 import threading
 from typing import Any
 
+import pytest
 from kafka import KafkaProducer
 from river import datasets
 
@@ -76,6 +77,7 @@ def test_each_poison_record_raises_a_decode_error_with_its_offset_and_reason(kaf
     assert seen[0][2:] == ({"a": 1.5}, True) and seen[-1][2:] == ({"a": -0.25}, False)
 
 
+@pytest.mark.kafka
 def test_a_consumer_rides_out_a_broker_restart_without_loss_or_repeat(tmp_path, topic):
     with LocalKafka(data_dir=tmp_path / "kafka") as kafka:
         producer = KafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")

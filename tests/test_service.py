@@ -206,6 +206,7 @@ def test_poison_records_go_to_the_dead_letter_topic_and_are_never_learned(kafka_
         assert letter.value == values[offset] and expected_reasons[offset] in headers["reason"]
 
 
+@pytest.mark.kafka
 def test_a_broker_restart_mid_stream_loses_and_repeats_nothing(tmp_path, topic):
     data = records(10_000, seed=4)
     values = [json.dumps(r).encode() for r in data]
