@@ -21,7 +21,7 @@ with the reason as its ``problem``.
 
 >>> block = RecordBlock("t", 0, [5, 6, 7], [None, b"k", None], [b"a", b"b", None])
 >>> len(block), block[1], block[1:].offsets
-(3, Record(topic='t', partition=0, offset=6, key=b'k', value=b'b'), [6, 7])
+(3, Record(topic='t', partition=0, offset=6, key=b'k', value=b'b', problem=None), [6, 7])
 """
 
 from __future__ import annotations
