@@ -15,9 +15,11 @@ One service owns a folder at a time: :meth:`CheckpointStore.lock` takes an exclu
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import os
 import re
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +58,10 @@ class CheckpointStore:
         if not id_file.exists():
             id_file.write_text(uuid.uuid4().hex)
         self.instance_id = id_file.read_text().strip()
+        # Names this folder on this host even after the folder is lost and made anew (the
+        # instance id, kept inside it, is lost with it): commits carry it.
+        where = f"{socket.gethostname()}:{self.folder.resolve()}"
+        self.folder_key = hashlib.sha256(where.encode()).hexdigest()[:12]
         self.version = 0  # of the newest valid checkpoint read or written
         self._lock: IO[str] | None = None
 

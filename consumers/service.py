@@ -2,7 +2,7 @@
 
 Exactly-once model state: the checkpoint (model, metrics, next offset of each partition)
 is the truth. Offsets are committed to Kafka only after the checkpoint that covers them is
-on disk, and the commit's metadata names this instance and checkpoint. When a partition
+on disk, and the commit's metadata names this instance, checkpoint and folder. When a partition
 is assigned, the service starts it from its own checkpoint's offset if the last commit
 was its own (so a crash, or a damaged newest checkpoint, replays exactly what the model
 has not seen), or from the later of the two if another instance committed since (it
@@ -140,7 +140,7 @@ class ServiceStartError(Exception):
     """The service cannot start as configured (printed as one line, exit 2)."""
 
 
-_COMMIT_METADATA = re.compile(r"([0-9a-f]{32}):(\d+)")
+_COMMIT_METADATA = re.compile(r"[0-9a-f]{32}:\d+:([0-9a-f]{12})")  # instance:checkpoint:folder key
 
 
 class ConsumerService:
@@ -547,12 +547,18 @@ class ConsumerService:
         """The last checkpoint's offsets for ``partitions`` (default: the ones owned), to commit."""
         if partitions is None:
             partitions = {tp.partition for tp in self.consumer.assignment()}
-        metadata = f"{self.store.instance_id}:{self.checkpoint_version}"
+        metadata = f"{self.store.instance_id}:{self.checkpoint_version}:{self.store.folder_key}"
         return {
             TopicPartition(self.config.topic, p): OffsetAndMetadata(o, metadata, -1)
             for p, o in self.positions.items()
             if p in partitions
         }
+
+    def _lost_here(self, metadata: str) -> bool:
+        """Whether a commit names a checkpoint of this folder on this host (which, starting
+        fresh, this service no longer has); another instance's commit is a hand-over."""
+        made = _COMMIT_METADATA.fullmatch(metadata)
+        return made is not None and made.group(1) == self.store.folder_key
 
     def _place(self, partitions: set[int]) -> None:
         """Decide where each newly assigned partition starts, and seek there (main thread,
@@ -563,7 +569,7 @@ class ConsumerService:
             mine = self.positions.get(partition)
             if committed is None or committed.offset is None or committed.offset < 0:
                 start = mine
-            elif self.fresh and not self.config.reset_model and _COMMIT_METADATA.fullmatch(str(committed.metadata)):
+            elif self.fresh and not self.config.reset_model and self._lost_here(str(committed.metadata)):
                 self.failure = (2, (
                     f"the group's offset {committed.offset} of partition {partition} was committed with checkpoint "
                     f"{committed.metadata}, which {self.config.checkpoint_dir} does not hold (empty, deleted or "

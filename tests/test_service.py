@@ -160,7 +160,8 @@ def test_sigterm_writes_a_final_checkpoint_commits_and_exits_0(kafka_bootstrap, 
     offset = checkpoint.progress["offsets"]["0"]
     assert offset == checkpoint.progress["counters"]["learned"] > 0
     commit = committed(kafka_bootstrap, "term", topic)
-    assert commit.offset == offset and commit.metadata == f"{CheckpointStore(folder).instance_id}:{checkpoint.version}"
+    store = CheckpointStore(folder)
+    assert commit.offset == offset and commit.metadata == f"{store.instance_id}:{checkpoint.version}:{store.folder_key}"
     assert b"LeaveGroup" not in log.read_bytes() and b"UnknownMemberId" not in log.read_bytes()
 
 

@@ -55,21 +55,23 @@ def dead_letters(bootstrap: str, topic: str, expected: int) -> list:
 def test_records_too_large_for_a_dead_letter_are_cut_and_never_stop_the_service(kafka_bootstrap, topic, tmp_path):
     data = records(300, seed=31)
     huge_string = json.dumps({"f0": "x" * 900_000, "label": 1}).encode()  # its reason would repeat the value
-    not_json = b"\x00" * 2_000_000  # larger than --max-record-bytes, and than a dead letter may be
+    not_json = b"\x00" * 1_000_000  # more than a dead letter may hold, and than --max-record-bytes below
     values = [*values_of(data[:100]), huge_string, *values_of(data[100:200]), not_json, *values_of(data[200:])]
     from kafka import KafkaProducer
 
     from stream_logreg.kafka_admin import ensure_topic
 
     ensure_topic(kafka_bootstrap, topic, 1)
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", compression_type="gzip",
-                             max_request_size=4 << 20)  # fmt: skip
-    for value in values:
-        producer.send(topic, value=value)
+    # Uncompressed: a compressed batch that expands past the limit is refused whole, undecoded
+    # (the bomb test below); here each record reaches the service's own checks.
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", max_request_size=2 << 20)
+    sent = [producer.send(topic, value=value) for value in values]
     producer.flush()
+    assert [future.get(timeout=30).offset for future in sent] == list(range(len(values)))  # the broker took all
     producer.close()
     folder, dead = tmp_path / "checkpoints", f"{topic}-dead"
-    status, log = run(kafka_bootstrap, topic, "big", folder, "--dead-letter-topic", dead, "--idle-timeout", "3")
+    status, log = run(kafka_bootstrap, topic, "big", folder, "--dead-letter-topic", dead, "--idle-timeout", "3",
+                      "--max-record-bytes", "950000")  # fmt: skip
     assert status == 0, log
     assert_exact(folder, data)
     letters = dead_letters(kafka_bootstrap, dead, 2)
@@ -80,8 +82,9 @@ def test_records_too_large_for_a_dead_letter_are_cut_and_never_stop_the_service(
         assert len(headers["reason"]) <= 512 and b"x" * 600 not in headers["reason"]
         assert headers["truncated"] == b"true" and int(headers["original_size"]) == len(original)
         assert headers["original_sha256"].decode() == hashlib.sha256(original).hexdigest()
-        assert original.startswith(by_offset[offset].value) and len(by_offset[offset].value) < 1_000_000
-    assert b"beyond --max-record-bytes" in dict(by_offset[201].headers)["reason"]
+        assert original.startswith(by_offset[offset].value) and len(by_offset[offset].value) == 900_000
+    assert dict(by_offset[100].headers)["reason"].startswith(b"field 'f0' has the non-numeric value 'xxx")
+    assert b"beyond --max-record-bytes 950,000; it was not decoded" in dict(by_offset[201].headers)["reason"]
 
 
 def test_a_record_with_an_absurd_value_is_dead_lettered_naming_the_field(kafka_bootstrap, topic, tmp_path):
@@ -111,6 +114,23 @@ def test_a_lost_checkpoint_folder_is_refused_at_restart_unless_reset_model(kafka
     status, log = run(kafka_bootstrap, topic, "lost", folder, "--idle-timeout", "3", "--reset-model")
     assert status == 0, log
     assert_exact(folder, data[1000:])  # a fresh model from the committed offset, on purpose
+
+
+def test_a_new_instance_with_its_own_folder_takes_over_committed_partitions(kafka_bootstrap, topic, tmp_path):
+    """Not a lost folder: the commits were made with another folder's checkpoints."""
+    data = records(4000, seed=42)
+    keys = [str(i % 97).encode() for i in range(len(data))]
+    produce(kafka_bootstrap, topic, values_of(data[:2000]), partitions=2, keys=keys[:2000])
+    a, b = tmp_path / "a", tmp_path / "b"
+    first = start(kafka_bootstrap, topic, "takeover", a, "--checkpoint-every", "100")
+    wait_until(lambda: learned(a) == 2000)  # and committed
+    second = start(kafka_bootstrap, topic, "takeover", b, "--checkpoint-every", "100", "--idle-timeout", "5")
+    wait_until(lambda: b'"event": "assigned"' in b.with_suffix(".log").read_bytes())
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) == 0
+    produce(kafka_bootstrap, topic, values_of(data[2000:]), partitions=2, keys=keys[2000:])
+    assert second.wait(timeout=180) == 0, b.with_suffix(".log").read_text()
+    assert [learned(a), learned(b)] == [2000, 2000]
 
 
 def test_a_checkpoint_folder_deleted_while_running_is_written_anew(kafka_bootstrap, topic, tmp_path):
