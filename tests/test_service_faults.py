@@ -139,7 +139,9 @@ def test_a_checkpoint_folder_deleted_while_running_is_written_anew(kafka_bootstr
     folder = tmp_path / "checkpoints"
     process = start(kafka_bootstrap, topic, "deleted", folder, "--checkpoint-every", "200", "--idle-timeout", "4")
     wait_until(lambda: learned(folder) >= 600)
-    shutil.rmtree(folder)
+    gone = tmp_path / "gone"
+    folder.rename(gone)  # in one step (the service may be writing in it), then deleted
+    shutil.rmtree(gone)
     stream.join()
     assert process.wait(timeout=180) == 0
     assert_exact(folder, data)
