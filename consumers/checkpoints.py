@@ -27,14 +27,16 @@ from typing import IO, Any
 
 from stream_logreg import LogisticRegression, ModelFileError
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.exceptions import FolderLockedError
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointStore",
+]
 
 log = logging.getLogger("consumers")
 _NAME = re.compile(r"checkpoint-(\d{12,})\.json")
 _PROGRESS = {"instance": str, "topic": str, "offsets": dict, "counters": dict, "metrics": dict}
-
-
-class FolderLockedError(Exception):
-    """Another process holds the checkpoint folder."""
 
 
 @dataclass

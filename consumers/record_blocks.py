@@ -39,6 +39,13 @@ from kafka.protocol.consumer import IsolationLevel
 
 from consumers._records import read_records
 
+__all__ = [
+    "MAX_BATCH_BYTES",
+    "Record",
+    "RecordBlock",
+    "read_in_blocks",
+]
+
 
 class Record(NamedTuple):
     """One record of a block (what the service uses of a ConsumerRecord); ``problem`` says

@@ -42,13 +42,23 @@ from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from consumers.checkpoints import CheckpointStore, FolderLockedError
+from consumers.checkpoints import CheckpointStore
 from consumers.record_blocks import Record, RecordBlock, read_in_blocks
 from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
 from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, make_decoder
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.exceptions import FolderLockedError, MarginError, ServiceStartError
 from stream_logreg.kafka_admin import ensure_topic, partition_count
+
+__all__ = [
+    "ConsumerService",
+    "ServiceConfig",
+    "consumer_settings",
+    "event",
+    "install_signal_handlers",
+    "prepare_process",
+]
 
 log = logging.getLogger("consumers")
 REASON_BYTES = 512  # a dead letter's reason header, at most
@@ -134,10 +144,6 @@ def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
 def event(name: str, **fields: Any) -> None:
     """One structured log line (JSON) on stderr."""
     print(json.dumps({"ts": round(time.time(), 3), "event": name, **fields}, default=str), file=sys.stderr, flush=True)
-
-
-class ServiceStartError(Exception):
-    """The service cannot start as configured (printed as one line, exit 2)."""
 
 
 _COMMIT_METADATA = re.compile(r"[0-9a-f]{32}:\d+:([0-9a-f]{12})")  # instance:checkpoint:folder key
@@ -389,7 +395,7 @@ class ConsumerService:
         version = self.model.n_steps
         try:
             probas = self.model.learn_array(values, features, labels)
-        except ValueError:  # a margin overflows: the careful way finds and dead-letters the record
+        except MarginError:  # the careful way finds and dead-letters the record
             xs = [dict(zip(features, row, strict=True)) for row in values.tolist()]
             self._learn(partition, xs, [label == 1.0 for label in labels.tolist()], messages)
             return
@@ -401,12 +407,12 @@ class ConsumerService:
         version = self.model.n_steps
         try:
             probas = self.model.learn_batch(xs, ys)
-        except (TypeError, ValueError):  # a record the model refuses (an overflowing margin): one by one
+        except MarginError:  # a record whose margin overflows: one by one, to dead-letter only it
             for x, y, message in zip(xs, ys, messages, strict=True):
                 try:
                     p = self.model.predict_proba_one(x)[True]
                     self.model.learn_one(x, y)
-                except (TypeError, ValueError) as e:
+                except MarginError as e:
                     self._dead_letter(message, str(e))
                     continue
                 self._learned(partition, np.array([float(y)]), [message], np.array([p]), self.model.n_steps - 1)

@@ -8,6 +8,10 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+__all__ = [
+    "Telemetry",
+]
+
 
 class Telemetry:
     """The service's figures as Prometheus metrics (``stream_logreg_*``), updated after each poll."""

@@ -25,7 +25,7 @@ from stream_logreg._checks import (
     nonfinite_error,
 )
 from stream_logreg._math import sigmoid
-from stream_logreg.exceptions import ModelFileError
+from stream_logreg.exceptions import MarginError, ModelFileError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -233,7 +233,7 @@ class LogisticRegression(base.MiniBatchClassifier):
         if bad_row >= 0:
             self._coef[touched[::-1]] = saved[::-1]
             self._forget_features_after(n_before)
-            raise _margin_error(row(bad_row))
+            raise MarginError(row(bad_row))
         self.intercept, self._n_steps = float(state[0]), self._n_steps + len(labels)  # exact past 2**53
         return probas
 
@@ -294,7 +294,7 @@ class LogisticRegression(base.MiniBatchClassifier):
             self._coef[cols] = saved
             self._forget_features_after(n_before)
             row_name = bad_row if row_names is None else row_names[bad_row]
-            raise nonfinite_error(columns, values[bad_row], row_name) or _margin_error(
+            raise nonfinite_error(columns, values[bad_row], row_name) or MarginError(
                 dict(zip(columns, values[bad_row].tolist(), strict=True))
             )
         self.intercept, self._n_steps = float(state[0]), self._n_steps + len(values)  # exact past 2**53
@@ -474,13 +474,6 @@ def _kernel_rate(rate: Rate) -> tuple[float, float] | None:
 def _is_frame(X: Any) -> bool:
     """Whether X is a pandas DataFrame, without importing pandas for other inputs."""
     return type(X).__module__.startswith("pandas") or not hasattr(X, "tocsr")
-
-
-def _margin_error(x: dict) -> ValueError:
-    return ValueError(
-        f"the margin theta^T x + b is not finite on x={x!r} (the features are too large); "
-        "scale them, for example with river.preprocessing.StandardScaler"
-    )
 
 
 def _finite_float(what: str, value: Any) -> float:

@@ -28,7 +28,14 @@ from pathlib import Path
 from types import TracebackType
 
 from stream_logreg._paths import user_cache_dir
-from stream_logreg.exceptions import StreamLogregError
+from stream_logreg.exceptions import BrokerError
+
+__all__ = [
+    "KAFKA_VERSION",
+    "LocalKafka",
+    "broker_classpath",
+    "free_port",
+]
 
 KAFKA_VERSION = "4.3.1"
 LOG4J_VERSION = "2.25.4"
@@ -88,10 +95,6 @@ num.network.threads=2
 num.io.threads=2
 log.cleaner.dedupe.buffer.size=16777216
 """
-
-
-class BrokerError(StreamLogregError, RuntimeError):
-    """The local broker could not be set up, started, or kept running."""
 
 
 def _require(tool: str, why: str) -> str:

@@ -27,6 +27,11 @@ from typing import Any
 
 from stream_logreg.exceptions import ModelFileError
 
+__all__ = [
+    "read_document",
+    "write_document",
+]
+
 
 def _checksum(payload: dict[str, Any]) -> str:
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), allow_nan=False)

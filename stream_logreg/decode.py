@@ -11,7 +11,7 @@ error naming the field, the value and the fix.
 >>> schema.decode({"a": "abc", "label": 1})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-stream_logreg.decode.SchemaError: field 'a' has the non-numeric value 'abc'; declare it categorical ...
+stream_logreg.exceptions.SchemaError: field 'a' has the non-numeric value 'abc'; declare it categorical ...
 """
 
 from __future__ import annotations
@@ -26,37 +26,24 @@ import numpy as np
 import orjson
 
 from stream_logreg import _jsonrows
-from stream_logreg.exceptions import StreamLogregError
+from stream_logreg.exceptions import DecodeError, SchemaError
+
+__all__ = [
+    "DecodeError",
+    "Example",
+    "JsonRows",
+    "Rows",
+    "Schema",
+    "SchemaError",
+    "csv_decoder",
+    "json_decoder",
+    "make_decoder",
+    "msgpack_decoder",
+    "parse_label",
+    "parse_number",
+]
 
 Example = tuple[dict[str, float], bool]
-
-
-class SchemaError(StreamLogregError, ValueError):
-    """A record that does not fit the schema (missing or bad label, bad value).
-
-    ``kind`` is the reason without the record's own values (the field, not its value), for
-    counting the records refused for the same reason.
-    """
-
-    def __init__(self, message: str, kind: str | None = None) -> None:
-        super().__init__(message)
-        self.kind = kind or message
-
-
-class DecodeError(StreamLogregError, ValueError):
-    """A message that could not be decoded into (x, y); carries what a dead letter needs.
-
-    Attributes: ``raw`` (the message bytes), ``topic``, ``partition``, ``offset``,
-    ``reason`` (one sentence), ``key``.
-    """
-
-    def __init__(
-        self, raw: bytes | None, reason: str, topic: str = "", partition: int = -1, offset: int = -1,
-        key: bytes | None = None,
-    ) -> None:  # fmt: skip
-        self.raw, self.reason, self.key = raw, reason, key
-        self.topic, self.partition, self.offset = topic, partition, offset
-        super().__init__(f"cannot decode the record at {topic}[{partition}]@{offset}: {reason}")
 
 
 @dataclass(frozen=True, init=False)

@@ -29,6 +29,11 @@ from typing import Any
 
 import orjson
 
+__all__ = [
+    "run_demo",
+    "service_command",
+]
+
 POISON = [b'{"broken json', b'{"label": 7}', b'{"x": "abc", "label": 1}', b'{"popup_window": 1e300, "label": 1}']
 POISON_EVERY = 250
 
@@ -147,7 +152,7 @@ def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir
     from rich.console import Console
 
     from stream_logreg.broker import BrokerError, LocalKafka, free_port
-    from stream_logreg.cli import UsageError
+    from stream_logreg.exceptions import UsageError
     from stream_logreg.kafka_admin import ensure_topic
 
     console = Console()

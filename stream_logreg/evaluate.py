@@ -32,6 +32,12 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "ProgressiveMetrics",
+    "exact_roc_auc",
+    "plot_curve",
+]
+
 _EPS = 1e-15
 # river's ROCAUC(n_thresholds=10) thresholds, built the same way.
 THRESHOLDS = np.array([i / 9 for i in range(10)])

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+__all__ = [
+    "ensure_topic",
+    "partition_count",
+]
+
 
 def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = -1) -> None:
     """Create ``topic`` with ``partitions`` partitions (-1: the broker's default) and the

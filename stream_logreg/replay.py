@@ -17,8 +17,14 @@ import numpy as np
 from stream_logreg._learner import LogisticRegression
 from stream_logreg.decode import Schema, SchemaError
 from stream_logreg.evaluate import ProgressiveMetrics
-from stream_logreg.exceptions import DataFileError
+from stream_logreg.exceptions import DataFileError, MarginError
 from stream_logreg.sources import Row, read_errors
+
+__all__ = [
+    "ReplayState",
+    "replay",
+    "replay_columns",
+]
 
 MAX_LISTED = 10
 MAX_KINDS = 100
@@ -147,14 +153,14 @@ def _learn(
 ) -> None:
     try:
         probas = model.learn_batch(xs, ys)
-    except ValueError:
+    except MarginError:
         # A record the model cannot take (a margin that overflows): learn the batch one
         # record at a time, so that only that record is refused.
         for x, y, line in zip(xs, ys, lines, strict=True):
             try:
                 p = model.predict_proba_one(x)[True]
                 model.learn_one(x, y)
-            except ValueError as e:
+            except MarginError as e:
                 state.skip(line, str(e), "the margin is not finite (the features are too large)")
                 continue
             metrics.update(np.array([p]), np.array([float(y)]))
@@ -202,7 +208,7 @@ def replay_columns(
                     return False
                 try:
                     probas = model.learn_array(values, features, labels)
-                except ValueError:
+                except MarginError:
                     return False
                 metrics.update(probas, labels)
                 state.learned += stop - start

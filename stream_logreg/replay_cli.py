@@ -26,12 +26,16 @@ from typing import Any
 import orjson
 
 from stream_logreg._learner import LogisticRegression
-from stream_logreg.cli import MODEL_DEFAULTS, UsageError, categorical_names, names, schema_from
 from stream_logreg.decode import Schema
 from stream_logreg.evaluate import ProgressiveMetrics, plot_curve
-from stream_logreg.exceptions import DataFileError, ModelFileError
+from stream_logreg.exceptions import DataFileError, ModelFileError, UsageError
+from stream_logreg.options import MODEL_DEFAULTS, categorical_names, names, schema_from
 from stream_logreg.replay import ReplayState, replay, replay_columns
 from stream_logreg.sources import ReadPosition, Row, column_batches, dataset_records, file_format, header, read_rows
+
+__all__ = [
+    "run_replay",
+]
 
 AUTO_ROWS = 1000
 IDENTITY_BLOCK = 64 * 1024

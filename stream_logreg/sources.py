@@ -23,6 +23,25 @@ import orjson
 from stream_logreg.decode import DecodeError, Example, Schema, SchemaError, make_decoder
 from stream_logreg.exceptions import DataFileError
 
+__all__ = [
+    "DATASETS",
+    "KafkaRecord",
+    "KafkaSource",
+    "ReadPosition",
+    "Row",
+    "column_batches",
+    "dataset_records",
+    "file_format",
+    "header",
+    "iter_csv",
+    "iter_jsonl",
+    "iter_kafka",
+    "iter_parquet",
+    "iter_records",
+    "read_errors",
+    "read_rows",
+]
+
 FORMATS = (".csv", ".jsonl", ".parquet")
 COMPRESSIONS = (".gz", ".bz2", ".zst")
 

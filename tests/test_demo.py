@@ -134,14 +134,14 @@ def _running(pid: int) -> bool:
 def test_every_flag_of_every_command_shows_its_default_in_help():
     import argparse
 
-    from stream_logreg.cli import _ShowDefaults
+    from stream_logreg.options import ShowDefaults
 
     parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     checked = 0
     for name, command in commands.choices.items():
         command.format_help()  # renders every %(default)s
-        formatter = _ShowDefaults(name)
+        formatter = ShowDefaults(name)
         for action in command._actions:
             if not action.option_strings or action.required or action.nargs == 0:
                 continue  # positionals, required flags, --help and on/off switches have no default to show
