@@ -48,8 +48,9 @@ from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
 from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, make_decoder
 from stream_logreg.evaluate import ProgressiveMetrics
-from stream_logreg.exceptions import FolderLockedError, MarginError, ServiceStartError
+from stream_logreg.exceptions import FolderLockedError, ServiceStartError
 from stream_logreg.kafka_admin import ensure_topic, partition_count
+from stream_logreg.processing import Learned, learn_examples, learn_rows
 
 __all__ = [
     "ConsumerService",
@@ -392,32 +393,19 @@ class ConsumerService:
     def _learn_rows(
         self, partition: int, features: list[str], values: np.ndarray, labels: np.ndarray, messages: RecordBlock
     ) -> None:
-        version = self.model.n_steps
-        try:
-            probas = self.model.learn_array(values, features, labels)
-        except MarginError:  # the careful way finds and dead-letters the record
-            xs = [dict(zip(features, row, strict=True)) for row in values.tolist()]
-            self._learn(partition, xs, [label == 1.0 for label in labels.tolist()], messages)
-            return
-        self._learned(partition, labels, messages, probas, version)
+        self._settle(partition, learn_rows(self.model, features, values, labels), messages)
 
     def _learn(
         self, partition: int, xs: list[dict[str, float]], ys: list[bool], messages: RecordBlock | list[Record]
     ) -> None:
-        version = self.model.n_steps
-        try:
-            probas = self.model.learn_batch(xs, ys)
-        except MarginError:  # a record whose margin overflows: one by one, to dead-letter only it
-            for x, y, message in zip(xs, ys, messages, strict=True):
-                try:
-                    p = self.model.predict_proba_one(x)[True]
-                    self.model.learn_one(x, y)
-                except MarginError as e:
-                    self._dead_letter(message, str(e))
-                    continue
-                self._learned(partition, np.array([float(y)]), [message], np.array([p]), self.model.n_steps - 1)
-            return
-        self._learned(partition, np.array(ys, dtype=np.float64), messages, probas, version)
+        self._settle(partition, learn_examples(self.model, xs, ys), messages)
+
+    def _settle(self, partition: int, done: Learned, messages: RecordBlock | list[Record]) -> None:
+        """Dead-letter what the model refused; score, count and publish what it learned."""
+        for position, reason in done.refused:
+            self._dead_letter(messages[position], reason)
+        learned = messages if not done.refused else [messages[position] for position in done.learned]
+        self._learned(partition, done.labels, learned, done.probas, done.version)
 
     def _learned(
         self, partition: int, labels: np.ndarray, messages: RecordBlock | list[Record], probas: np.ndarray, version: int

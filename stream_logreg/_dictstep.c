@@ -87,11 +87,15 @@ static int get_buffer(PyObject *obj, Py_buffer *view, const char *formats, const
     return 0;
 }
 
+/* Raise stream_logreg.exceptions.MarginError(x): the margin of x is not finite. */
 static int margin_error(PyObject *x) {
-    PyErr_Format(PyExc_ValueError,
-                 "the margin theta^T x + b is not finite on x=%R (the features are too "
-                 "large); scale them, for example with river.preprocessing.StandardScaler",
-                 x);
+    PyObject *module = PyImport_ImportModule("stream_logreg.exceptions");
+    PyObject *cls = module == NULL ? NULL : PyObject_GetAttrString(module, "MarginError");
+    PyObject *error = cls == NULL ? NULL : PyObject_CallOneArg(cls, x);
+    if (error != NULL) PyErr_SetObject(cls, error);
+    Py_XDECREF(error);
+    Py_XDECREF(cls);
+    Py_XDECREF(module);
     return -1;
 }
 

@@ -18,6 +18,7 @@ from stream_logreg._learner import LogisticRegression
 from stream_logreg.decode import Schema, SchemaError
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import DataFileError, MarginError
+from stream_logreg.processing import learn_examples
 from stream_logreg.sources import Row, read_errors
 
 __all__ = [
@@ -151,23 +152,11 @@ def _learn(
     ys: list[bool],
     lines: list[int],
 ) -> None:
-    try:
-        probas = model.learn_batch(xs, ys)
-    except MarginError:
-        # A record the model cannot take (a margin that overflows): learn the batch one
-        # record at a time, so that only that record is refused.
-        for x, y, line in zip(xs, ys, lines, strict=True):
-            try:
-                p = model.predict_proba_one(x)[True]
-                model.learn_one(x, y)
-            except MarginError as e:
-                state.skip(line, str(e), "the margin is not finite (the features are too large)")
-                continue
-            metrics.update(np.array([p]), np.array([float(y)]))
-            state.learned += 1
-        return
-    metrics.update(probas, np.array(ys, dtype=np.float64))
-    state.learned += len(xs)
+    done = learn_examples(model, xs, ys)
+    for position, reason in done.refused:
+        state.skip(lines[position], reason, "the margin is not finite (the features are too large)")
+    metrics.update(done.probas, done.labels)
+    state.learned += len(done.learned)
 
 
 def replay_columns(

@@ -392,3 +392,25 @@ def test_a_resume_that_does_not_match_the_save_exits_2_naming_the_difference(tmp
     message = message.format(before=before, after=path.stat().st_size)
     assert err.startswith("stream-logreg replay: ") and message in err and err.count("\n") == 1
     assert main(["replay", str(path), "--resume", str(saved), "--lr", "0.05"]) == (2 if change else 0)
+
+
+def test_a_row_whose_margin_overflows_is_skipped_and_the_rest_learned_as_learn_one_would(tmp_path):
+    rng = random.Random(8)
+    rows = [(round(rng.gauss(0, 1), 4), int(rng.random() < 0.5)) for _ in range(3000)]
+    rows[1500] = (1e200, 1)  # makes the weight of a huge...
+    rows[1501] = (1e200, 0)  # ...so that this margin overflows
+    path, saved, report = tmp_path / "huge.csv", tmp_path / "model.json", tmp_path / "report.json"
+    path.write_text("a,label\n" + "".join(f"{a!r},{y}\n" for a, y in rows))
+    assert main(["replay", str(path), "--target", "label", "--save", str(saved), "--report", str(report)]) == 0
+    reference, refused = LogisticRegression(), []
+    for line, (a, y) in enumerate(rows, start=2):
+        try:
+            reference.learn_one({"a": a}, bool(y))
+        except ValueError:
+            refused.append(line)
+    assert refused == [1503]  # the line of rows[1501]
+    model = LogisticRegression.load(saved)
+    assert model.weights == reference.weights and model.intercept == reference.intercept
+    summary = json.loads(report.read_text())["summary"]
+    assert [item["line"] for item in summary["first_skipped"]] == refused
+    assert summary["skipped_by_reason"] == {"the margin is not finite (the features are too large)": 1}

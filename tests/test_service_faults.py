@@ -343,3 +343,24 @@ def test_a_decompression_bomb_is_dead_lettered_without_being_expanded(kafka_boot
     assert "expands beyond" in reason and "--max-record-bytes" in reason and letter.value == b""
     print("peak resident MB, plain and with the bomb:", peaks)
     assert peaks[1] < peaks[0] + 16, peaks  # MB: the cap is 1 MiB a record
+
+
+def test_a_record_whose_margin_overflows_is_dead_lettered_and_the_rest_learned(kafka_bootstrap, topic, tmp_path):
+    from test_service import expected
+
+    data = records(1000, seed=43)
+    before, _ = expected(data[:500])
+    huge = {"f0": 1e200, "f1": 0, "f2": 0, "f3": 0, "f4": 0}
+    # A label against f0's weight: a full-size step makes that weight about -+1e198...
+    data[500] = {**huge, "label": 0 if before.weights["f0"] > 0 else 1}
+    values = values_of(data)
+    values[501] = json.dumps({**huge, "label": 1}).encode()  # ...and this margin (1e198 x 1e200) overflows
+    produce(kafka_bootstrap, topic, values)
+    folder, dead = tmp_path / "checkpoints", f"{topic}-dead"
+    status, log = run(kafka_bootstrap, topic, "margin", folder, "--dead-letter-topic", dead, "--idle-timeout", "3",
+                      "--max-abs-value", "inf")  # fmt: skip
+    assert status == 0, log
+    (letter,) = dead_letters(kafka_bootstrap, dead, 1)
+    assert dict(letter.headers)["source_offset"] == b"501"
+    assert dict(letter.headers)["reason"].startswith(b"the margin theta^T x + b is not finite")
+    assert_exact(folder, [record for i, record in enumerate(data) if i != 501])
