@@ -83,7 +83,13 @@ class CheckpointStore:
         file.truncate(0)
         file.write(str(os.getpid()))
         file.flush()
-        self._lock = file  # held until this process ends
+        self._lock = file  # held until this process ends, or unlock()
+
+    def unlock(self) -> None:
+        """Let the folder go (a service that could not start)."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def paths(self) -> list[tuple[int, Path]]:
         """(version, path) of every file named like a checkpoint, newest first."""

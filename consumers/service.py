@@ -32,8 +32,9 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from consumers.checkpoints import CheckpointStore
+from consumers.checkpoints import Checkpoint, CheckpointStore
 from consumers.record_blocks import Record, RecordBlock, read_in_blocks
 from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
@@ -50,6 +51,7 @@ from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, make_decod
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import FolderLockedError, ServiceStartError
 from stream_logreg.kafka_admin import ensure_topic, partition_count
+from stream_logreg.options import flag
 from stream_logreg.processing import Learned, learn_examples, learn_rows
 
 __all__ = [
@@ -110,9 +112,7 @@ class ServiceConfig:
     reset_model: bool = False
     max_record_bytes: int = 1 << 20
     max_abs_value: float = 1e9
-    lr: float = 0.01
-    l2: float = 0.0
-    intercept_lr: float = 0.01
+    model: Mapping[str, Any] = field(default_factory=dict)  # LogisticRegression's parameters
     max_records: int | None = None
     idle_timeout: float | None = None
     keep_checkpoints: int = 3
@@ -177,19 +177,14 @@ class ConsumerService:
         self.stop_requested = False
         self.pending_assignment: set[Any] = set()
         self.joined = False  # the group has assigned this instance its share (maybe none) once
-        restored = self.store.latest()
+        try:
+            restored = self._restore()
+        except ServiceStartError:
+            self.store.unlock()
+            raise
         self.fresh = restored is None  # no model restored: see _place
-        if restored is not None:
-            saved = restored.progress
-            for what, mine, theirs in (("topic", config.topic, saved["topic"]),
-                                       ("group", config.group_id, saved.get("group", config.group_id))):  # fmt: skip
-                if mine != theirs:
-                    raise ServiceStartError(
-                        f"{config.checkpoint_dir} holds the checkpoints of {what} {theirs!r}, not {mine!r}; "
-                        f"give each {what} its own --checkpoint-dir"
-                    )
         if restored is None:
-            self.model = LogisticRegression(lr=config.lr, l2=config.l2, intercept_lr=config.intercept_lr)
+            self.model = LogisticRegression(**config.model)
             self.metrics = ProgressiveMetrics(every=config.curve_every, curve_limit=1000)
             self.positions: dict[int, int] = {}
             self.counters: dict[str, Any] = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
@@ -204,6 +199,28 @@ class ConsumerService:
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
         self.telemetry = Telemetry(self)
+
+    def _restore(self) -> Checkpoint | None:
+        """The newest valid checkpoint, if it is this service's: ServiceStartError when it
+        belongs to another topic or group, or its model learns with other parameters."""
+        config, restored = self.config, self.store.latest()
+        if restored is None:
+            return None
+        saved = restored.progress
+        for what, mine, theirs in (("topic", config.topic, saved["topic"]),
+                                   ("group", config.group_id, saved.get("group", config.group_id))):  # fmt: skip
+            if mine != theirs:
+                raise ServiceStartError(
+                    f"{config.checkpoint_dir} holds the checkpoints of {what} {theirs!r}, not {mine!r}; "
+                    f"give each {what} its own --checkpoint-dir"
+                )
+        for name, value in config.model.items():
+            if getattr(restored.model, name) != value:
+                raise ServiceStartError(
+                    f"{flag(name)} {value} differs from the {getattr(restored.model, name)} the model in "
+                    f"{config.checkpoint_dir} learns with; pass that value, or use a new --checkpoint-dir"
+                )
+        return restored
 
     # -- the loop ---------------------------------------------------------------------------
 

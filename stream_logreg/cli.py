@@ -27,6 +27,7 @@ from stream_logreg.options import (
     add_schema_options,
     categorical_names,
     env_options,
+    model_params,
     schema_from,
 )
 from stream_logreg.sources import DATASETS
@@ -168,7 +169,7 @@ def run_consume(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        LogisticRegression(lr=args.lr, l2=args.l2, intercept_lr=args.intercept_lr)
+        LogisticRegression(**model_params(args))
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     categorical = categorical_names(args.categorical)
@@ -182,8 +183,8 @@ def run_consume(args: argparse.Namespace) -> int:
         checkpoint_interval=args.checkpoint_interval, predictions_topic=args.predictions_topic,
         dead_letter_topic=args.dead_letter_topic, metrics_port=args.metrics_port,
         metrics_address=args.metrics_address, reset_model=args.reset_model, max_record_bytes=args.max_record_bytes,
-        max_abs_value=args.max_abs_value, lr=args.lr, l2=args.l2,
-        intercept_lr=args.intercept_lr, max_records=args.max_records, idle_timeout=args.idle_timeout,
+        max_abs_value=args.max_abs_value, model=model_params(args), max_records=args.max_records,
+        idle_timeout=args.idle_timeout,
         curve_every=args.curve_every,
     )  # fmt: skip
     try:

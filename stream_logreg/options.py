@@ -18,11 +18,14 @@ from stream_logreg.exceptions import UsageError
 
 __all__ = [
     "MODEL_DEFAULTS",
+    "MODEL_OPTIONS",
     "ShowDefaults",
     "add_model_options",
     "add_schema_options",
     "categorical_names",
     "env_options",
+    "flag",
+    "model_params",
     "names",
     "schema_from",
 ]
@@ -51,7 +54,20 @@ def env_options(parser: argparse.ArgumentParser) -> Any:
     return option
 
 
-MODEL_DEFAULTS = {"lr": 0.01, "l2": 0.0, "intercept_lr": 0.01}
+# The model's parameters the command line sets, with their defaults and help: the one place a
+# new parameter is added (each becomes a flag, --intercept-lr for intercept_lr, and reaches
+# LogisticRegression through model_params, in replay and in the service alike).
+MODEL_OPTIONS: dict[str, tuple[float, str]] = {
+    "lr": (0.01, "learning rate of the weights"),
+    "l2": (0.0, "L2 penalty"),
+    "intercept_lr": (0.01, "learning rate of the intercept"),
+}
+MODEL_DEFAULTS = {name: default for name, (default, _) in MODEL_OPTIONS.items()}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a model parameter: ``flag("intercept_lr") == "--intercept-lr"``."""
+    return "--" + name.replace("_", "-")
 
 
 def add_model_options(add_argument: Any, resumable: bool = False) -> None:
@@ -60,13 +76,17 @@ def add_model_options(add_argument: Any, resumable: bool = False) -> None:
     ``resumable``: the flags default to None (the saved model's values on --resume, else
     :data:`MODEL_DEFAULTS`), so that a resume can tell a value given from one not given.
     """
-    helps = {"lr": "learning rate of the weights", "l2": "L2 penalty", "intercept_lr": "learning rate of the intercept"}
-    for name, default in MODEL_DEFAULTS.items():
+    for name, (default, text) in MODEL_OPTIONS.items():
         if resumable:
-            text = f"{helps[name]} (default: {default}; with --resume: the saved model's)"
-            add_argument("--" + name.replace("_", "-"), type=float, help=text)
+            add_argument(flag(name), type=float, help=f"{text} (default: {default}; with --resume: the saved model's)")
         else:
-            add_argument("--" + name.replace("_", "-"), type=float, default=default, help=helps[name])
+            add_argument(flag(name), type=float, default=default, help=text)
+
+
+def model_params(args: argparse.Namespace) -> dict[str, float]:
+    """LogisticRegression's parameters from the model's flags (a flag not given: its default)."""
+    return {name: default if getattr(args, name) is None else getattr(args, name)
+            for name, default in MODEL_DEFAULTS.items()}  # fmt: skip
 
 
 def add_schema_options(add_argument: Any, categorical_default: str, resumable: bool = False) -> None:

@@ -29,7 +29,7 @@ from stream_logreg._learner import LogisticRegression
 from stream_logreg.decode import Schema
 from stream_logreg.evaluate import ProgressiveMetrics, plot_curve
 from stream_logreg.exceptions import DataFileError, ModelFileError, UsageError
-from stream_logreg.options import MODEL_DEFAULTS, categorical_names, names, schema_from
+from stream_logreg.options import MODEL_OPTIONS, categorical_names, flag, model_params, names, schema_from
 from stream_logreg.replay import ReplayState, replay, replay_columns
 from stream_logreg.sources import ReadPosition, Row, column_batches, dataset_records, file_format, header, read_rows
 
@@ -168,9 +168,7 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
     saved = progress.get("settings", {})
     metrics = ProgressiveMetrics.from_state(progress["metrics"])
     given = {
-        "--lr": (args.lr, model.lr),
-        "--l2": (args.l2, model.l2),
-        "--intercept-lr": (args.intercept_lr, model.intercept_lr),
+        **{flag(name): (getattr(args, name), getattr(model, name)) for name in MODEL_OPTIONS},
         "--target": (args.target, saved.get("target", args.target)),
         "--features": (names(args.features) or None, saved.get("features")),
         "--drop": (None if args.drop is None else names(args.drop), saved.get("drop")),
@@ -179,11 +177,11 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
         "--window": (args.window, metrics.window),
         "--every": (args.every, metrics.every),
     }  # fmt: skip
-    for flag, (value, before) in given.items():
+    for option, (value, before) in given.items():
         if value is not None and value != before:
             raise UsageError(
-                f"{flag} {value} differs from the {before} that {args.resume} was saved with; "
-                f"drop {flag} to go on with the saved value, or start afresh without --resume"
+                f"{option} {value} differs from the {before} that {args.resume} was saved with; "
+                f"drop {option} to go on with the saved value, or start afresh without --resume"
             )
     target = saved.get("target") or args.target or "label"
     schema = Schema(target, saved.get("features"), saved.get("drop", []), saved.get("categorical", []))
@@ -193,10 +191,7 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
 
 def _fresh(args: argparse.Namespace, source: Source, target: str) -> Run:
     try:
-        model = LogisticRegression(
-            **{name: default if getattr(args, name) is None else getattr(args, name)
-               for name, default in MODEL_DEFAULTS.items()}
-        )  # fmt: skip
+        model = LogisticRegression(**model_params(args))
         metrics = ProgressiveMetrics(window=args.window or 1000, every=args.every or 1000)
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None

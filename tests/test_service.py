@@ -499,3 +499,21 @@ def test_inspect_aligns_its_weight_column_and_shows_n_a_before_any_record(tmp_pa
     assert [line.split()[-1] for line in rows] == ["big", "mid", "tiny"]
     assert len({line.index(line.split()[-1]) for line in rows}) == 1  # the names start in one column
     assert "log loss          n/a\naccuracy          n/a\n" in out
+
+
+def test_a_restart_with_other_model_flags_than_its_checkpoint_is_refused(tmp_path):
+    """The service's logic (no broker needed: the check is made before it connects)."""
+    from consumers.service import ConsumerService, ServiceConfig
+    from stream_logreg.exceptions import ServiceStartError
+
+    counters = {"consumed": 5, "learned": 5, "dead_lettered": 0, "by_partition": {}}
+    progress = {"instance": "i", "group": "g", "topic": "t", "offsets": {"0": 5}, "counters": counters,
+                "metrics": ProgressiveMetrics().to_state()}  # fmt: skip
+    CheckpointStore(tmp_path).write(LogisticRegression(lr=0.05), progress)
+    config = ServiceConfig("unused:9092", "t", "g", "label", tmp_path, metrics_port=0, model={"lr": 0.01, "l2": 0.0})
+    with pytest.raises(ServiceStartError, match=r"--lr 0.01 differs from the 0.05 the model in .* learns with"):
+        ConsumerService(config)
+    same = ServiceConfig("unused:9092", "t", "g", "label", tmp_path, metrics_port=0, model={"lr": 0.05, "l2": 0.0})
+    service = ConsumerService(same)
+    assert service.model.lr == 0.05 and service.positions == {0: 5}
+    service.decoder.shutdown()
