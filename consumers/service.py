@@ -47,7 +47,7 @@ from consumers.checkpoints import Checkpoint, CheckpointStore
 from consumers.record_blocks import Record, RecordBlock, read_in_blocks
 from consumers.telemetry import Telemetry
 from stream_logreg import LogisticRegression
-from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, make_decoder
+from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, decode_value, make_decoder
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import FolderLockedError, ServiceStartError
 from stream_logreg.kafka_admin import ensure_topic, partition_count
@@ -391,14 +391,7 @@ class ConsumerService:
         try:
             if message.problem is not None:
                 raise SchemaError(message.problem)
-            if message.value is None:
-                raise SchemaError("the message has no value (a tombstone)")
-            if len(message.value) > self.config.max_record_bytes:
-                raise SchemaError(
-                    f"the record is {len(message.value):,} bytes, beyond --max-record-bytes "
-                    f"{self.config.max_record_bytes:,}; it was not decoded"
-                )
-            x, y = self.schema.decode(self.decode(message.value))
+            x, y = decode_value(message.value, self.decode, self.schema, self.config.max_record_bytes)
         except SchemaError as e:
             self._dead_letter(message, str(e))
             return

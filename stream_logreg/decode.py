@@ -36,6 +36,7 @@ __all__ = [
     "Schema",
     "SchemaError",
     "csv_decoder",
+    "decode_value",
     "json_decoder",
     "make_decoder",
     "msgpack_decoder",
@@ -257,6 +258,28 @@ class JsonRows:
         if any(name not in position for name in kept):
             return None
         return [position[name] for name in kept]
+
+
+def decode_value(
+    value: bytes | None, decode: Callable[[bytes], Mapping[str, Any]], schema: Schema, max_bytes: int | None = None
+) -> Example:
+    """(x, y) from one message's value, or SchemaError saying why not: a tombstone, a value
+    over ``max_bytes`` (not decoded), bytes ``decode`` refuses, a record the schema refuses.
+
+    >>> decode_value(b'{"a": 2, "label": 1}', make_decoder("json"), Schema("label"))
+    ({'a': 2.0}, True)
+    >>> decode_value(None, make_decoder("json"), Schema("label"))
+    Traceback (most recent call last):
+    ...
+    stream_logreg.exceptions.SchemaError: the message has no value (a tombstone)
+    """
+    if value is None:
+        raise SchemaError("the message has no value (a tombstone)")
+    if max_bytes is not None and len(value) > max_bytes:
+        raise SchemaError(
+            f"the record is {len(value):,} bytes, beyond --max-record-bytes {max_bytes:,}; it was not decoded"
+        )
+    return schema.decode(decode(value))
 
 
 def csv_decoder(header: list[str]) -> Callable[[bytes], Mapping[str, Any]]:

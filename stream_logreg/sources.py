@@ -20,7 +20,7 @@ from typing import IO, Any, NamedTuple
 
 import orjson
 
-from stream_logreg.decode import DecodeError, Example, Schema, SchemaError, make_decoder
+from stream_logreg.decode import DecodeError, Example, Schema, SchemaError, decode_value, make_decoder
 from stream_logreg.exceptions import DataFileError
 
 __all__ = [
@@ -385,10 +385,8 @@ class KafkaSource:
     def __next__(self) -> KafkaRecord:
         message = next(self._messages)
         where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-        if message.value is None:
-            raise DecodeError(None, "the message has no value (a tombstone)", key=message.key, **where)
         try:
-            x, y = self._schema.decode(self._decode(message.value))
+            x, y = decode_value(message.value, self._decode, self._schema)
         except SchemaError as e:
             raise DecodeError(message.value, str(e), key=message.key, **where) from None
         return KafkaRecord(x, y, message.topic, message.partition, message.offset, message.timestamp, message.key)
