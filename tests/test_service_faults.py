@@ -243,15 +243,15 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_service_with_one_line(kaf
     """As root, a folder cannot be made read-only by chmod; a file where the folder was
     makes every write fail with an OSError, as a read-only or full disk does."""
     data = records(3000, seed=39)
-    stream = produce_slowly(kafka_bootstrap, topic, values_of(data), rate=1000)
+    produce(kafka_bootstrap, topic, values_of(data[:1500]))
     folder = tmp_path / "checkpoints"
     process = start(kafka_bootstrap, topic, "unwritable", folder, "--checkpoint-every", "200")
-    wait_until(lambda: learned(folder) >= 400)
+    wait_until(lambda: learned(folder) == 1400)  # the last checkpoint before the disk fails
     saved = tmp_path / "saved"
     folder.rename(saved)  # in one step, so the service writes its checkpoints there or nowhere
     folder.write_text("not a folder")
+    produce(kafka_bootstrap, topic, values_of(data[1500:]))  # the next checkpoint cannot be written
     assert process.wait(timeout=120) == 1
-    stream.join()
     log = folder.with_suffix(".log").read_text()
     (line,) = [line for line in log.splitlines() if line.startswith("stream-logreg consume: ")]
     assert line.startswith(f"stream-logreg consume: cannot write a checkpoint in {folder}: ")
