@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, cast
 import numpy as np
 from river import base
 
-from stream_logreg import _dictstep, checkpoint
+from stream_logreg import _dictstep, model_file
 from stream_logreg._checks import (
     check_frame,
     check_label,
@@ -391,7 +391,7 @@ class LogisticRegression(base.MiniBatchClassifier):
         payload = self.to_payload()
         if progress is not None:
             payload["progress"] = progress
-        checkpoint.write_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, payload)
+        model_file.write_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, payload)
 
     @classmethod
     def load(cls, path: str | Path) -> LogisticRegression:
@@ -401,7 +401,7 @@ class LogisticRegression(base.MiniBatchClassifier):
     @classmethod
     def load_with_progress(cls, path: str | Path) -> tuple[LogisticRegression, dict[str, Any] | None]:
         """Read a model and the progress saved with it (None if there is none)."""
-        payload = checkpoint.read_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
+        payload = model_file.read_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
         try:
             return cls.from_payload(payload), payload.get("progress")
         except (KeyError, TypeError, ValueError) as e:
