@@ -45,7 +45,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.checkpoints import Checkpoint, CheckpointStore
 from consumers.record_blocks import Record, RecordBlock, read_in_blocks
-from consumers.telemetry import Telemetry
+from consumers.telemetry import Snapshot, Telemetry
 from stream_logreg import LogisticRegression
 from stream_logreg.decode import JsonRows, Rows, Schema, SchemaError, decode_value, make_decoder
 from stream_logreg.evaluate import ProgressiveMetrics
@@ -198,7 +198,8 @@ class ConsumerService:
             self.checkpoint_version = restored.version
         self.since_checkpoint = 0
         self.last_checkpoint = time.monotonic()
-        self.telemetry = Telemetry(self)
+        self.consumer: Any = None  # made by run()
+        self.telemetry = Telemetry(self.snapshot())
 
     def _restore(self) -> Checkpoint | None:
         """The newest valid checkpoint, if it is this service's: ServiceStartError when it
@@ -246,7 +247,7 @@ class ConsumerService:
             self._learn_decoded()
             offsets = self._checkpoint()  # None after a failure: nothing more is committed
         self.decoder.shutdown()
-        self.telemetry.update(force=True)
+        self.telemetry.update(self.snapshot())
         if offsets:
             try:
                 self.consumer.commit(offsets)
@@ -285,7 +286,8 @@ class ConsumerService:
                         last_record = time.monotonic()
                 if self._checkpoint_due():
                     self._checkpoint_and_commit()
-            self.telemetry.update()
+            if self.telemetry.due():
+                self.telemetry.update(self.snapshot())
             if config.max_records is not None and consumed_this_run >= config.max_records:
                 return
             if time.monotonic() - last_record > (config.idle_timeout or math.inf):
@@ -478,6 +480,23 @@ class ConsumerService:
                 self.producer.flush(timeout=30)
             except Exception as e:  # the broker is away: the records wait in the producer, and it retries
                 event("producer_behind", error=str(e))
+
+    def snapshot(self) -> Snapshot:
+        """The figures the metrics show, now."""
+        assignment = self.consumer.assignment() if self.consumer is not None else set()
+        lags = {}
+        for tp in assignment:
+            high = self.consumer.highwater(tp)
+            if high is not None and tp.partition in self.positions:
+                lags[tp.partition] = max(high - self.positions[tp.partition], 0)
+        rolling, counters = self.metrics.rolling(), self.counters
+        return Snapshot(
+            consumed=counters["consumed"], learned=counters["learned"], dead_lettered=counters["dead_lettered"],
+            assigned=len(assignment), lags=lags, log_loss=self.metrics.log_loss, accuracy=self.metrics.accuracy,
+            rolling_log_loss=rolling["log_loss"], rolling_accuracy=rolling["accuracy"],
+            model_version=self.model.n_steps, checkpoint_version=self.checkpoint_version,
+            last_checkpoint=self.last_checkpoint,
+        )  # fmt: skip
 
     # -- checkpoints and commits ------------------------------------------------------------
 

@@ -1,23 +1,45 @@
-"""Prometheus metrics of the consumer service, served on --metrics-port."""
+"""Prometheus metrics of the consumer service, served on --metrics-address:--metrics-port.
+
+Telemetry reads a :class:`Snapshot` of the service's figures, never the service itself.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 __all__ = [
+    "Snapshot",
     "Telemetry",
 ]
 
 
-class Telemetry:
-    """The service's figures as Prometheus metrics (``stream_logreg_*``), updated after each poll."""
+@dataclass(frozen=True)
+class Snapshot:
+    """The service's figures at one moment: what the metrics show."""
 
-    def __init__(self, service: Any) -> None:
-        self.service = service
+    consumed: int
+    learned: int
+    dead_lettered: int
+    assigned: int  # partitions owned
+    lags: dict[int, int]  # partition -> records not yet consumed, where known
+    log_loss: float
+    accuracy: float
+    rolling_log_loss: float
+    rolling_accuracy: float
+    model_version: int
+    checkpoint_version: int
+    last_checkpoint: float  # time.monotonic() of the last checkpoint
+
+
+class Telemetry:
+    """The service's figures as Prometheus metrics (``stream_logreg_*``), updated at most
+    once a second from a :class:`Snapshot`."""
+
+    def __init__(self, first: Snapshot) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.consumed = Counter("stream_logreg_records_consumed", "Records read from Kafka", registry=r)
@@ -28,20 +50,15 @@ class Telemetry:
         self.log_loss = Gauge("stream_logreg_log_loss", "Progressive log loss", ["window"], registry=r)
         self.accuracy = Gauge("stream_logreg_accuracy", "Progressive accuracy", ["window"], registry=r)
         self.since = Gauge("stream_logreg_seconds_since_checkpoint", "Seconds since the last checkpoint", registry=r)
-        self.since.set_function(lambda: time.monotonic() - service.last_checkpoint)
+        self.since.set_function(lambda: time.monotonic() - self._last.last_checkpoint)
         self.version = Gauge("stream_logreg_model_version", "Records the model has learned (its version)", registry=r)
         self.checkpoint = Gauge("stream_logreg_checkpoint_version", "Version of the last checkpoint", registry=r)
         self.assigned = Gauge("stream_logreg_assigned_partitions", "Partitions this instance owns", registry=r)
-        counters = service.counters
-        self._seen = {
-            "consumed": counters["consumed"],
-            "learned": counters["learned"],
-            "dead": counters["dead_lettered"],
-        }
-        self.consumed.inc(counters["consumed"])
-        self.learned.inc(counters["learned"])
-        self.dead.inc(counters["dead_lettered"])
-        self._rate_mark = (time.monotonic(), counters["learned"])
+        self._last = first
+        self.consumed.inc(first.consumed)
+        self.learned.inc(first.learned)
+        self.dead.inc(first.dead_lettered)
+        self._rate_mark = (time.monotonic(), first.learned)
         self._updated = 0.0
 
     def serve(self, port: int, address: str = "127.0.0.1") -> None:
@@ -49,35 +66,30 @@ class Telemetry:
         if port:
             start_http_server(port, addr=address, registry=self.registry)
 
-    def update(self, force: bool = False) -> None:
-        """Refresh the metrics from the service (at most once a second unless ``force``)."""
-        now = time.monotonic()
-        if not force and now - self._updated < 1.0:
-            return
-        self._updated = now
-        service, counters = self.service, self.service.counters
-        for name, counter, key in (("consumed", self.consumed, "consumed"), ("learned", self.learned, "learned"),
-                                   ("dead", self.dead, "dead_lettered")):  # fmt: skip
-            counter.inc(counters[key] - self._seen[name])
-            self._seen[name] = counters[key]
+    def due(self) -> bool:
+        """Whether a second has passed since the last update."""
+        return time.monotonic() - self._updated >= 1.0
+
+    def update(self, now: Snapshot) -> None:
+        """Show ``now``."""
+        self._updated = time.monotonic()
+        last, self._last = self._last, now
+        self.consumed.inc(now.consumed - last.consumed)
+        self.learned.inc(now.learned - last.learned)
+        self.dead.inc(now.dead_lettered - last.dead_lettered)
         then, learned_then = self._rate_mark
-        if now - then >= 1.0:
-            self.rate.set((counters["learned"] - learned_then) / (now - then))
-            self._rate_mark = (now, counters["learned"])
-        assignment = service.consumer.assignment()
-        self.assigned.set(len(assignment))
-        for tp in assignment:
-            high = service.consumer.highwater(tp)
-            if high is not None and tp.partition in service.positions:
-                self.lag.labels(partition=str(tp.partition)).set(max(high - service.positions[tp.partition], 0))
-        metrics = service.metrics
-        rolling = metrics.rolling()
-        self.log_loss.labels(window="cumulative").set(_finite(metrics.log_loss))
-        self.log_loss.labels(window="rolling").set(_finite(rolling["log_loss"]))
-        self.accuracy.labels(window="cumulative").set(_finite(metrics.accuracy))
-        self.accuracy.labels(window="rolling").set(_finite(rolling["accuracy"]))
-        self.version.set(service.model.n_steps)
-        self.checkpoint.set(service.checkpoint_version)
+        if self._updated - then >= 1.0:
+            self.rate.set((now.learned - learned_then) / (self._updated - then))
+            self._rate_mark = (self._updated, now.learned)
+        self.assigned.set(now.assigned)
+        for partition, lag in now.lags.items():
+            self.lag.labels(partition=str(partition)).set(lag)
+        self.log_loss.labels(window="cumulative").set(_finite(now.log_loss))
+        self.log_loss.labels(window="rolling").set(_finite(now.rolling_log_loss))
+        self.accuracy.labels(window="cumulative").set(_finite(now.accuracy))
+        self.accuracy.labels(window="rolling").set(_finite(now.rolling_accuracy))
+        self.version.set(now.model_version)
+        self.checkpoint.set(now.checkpoint_version)
 
 
 def _finite(value: float) -> float:

@@ -517,3 +517,24 @@ def test_a_restart_with_other_model_flags_than_its_checkpoint_is_refused(tmp_pat
     service = ConsumerService(same)
     assert service.model.lr == 0.05 and service.positions == {0: 5}
     service.decoder.shutdown()
+
+
+def test_telemetry_shows_a_snapshot_of_the_service():
+    """Telemetry reads snapshots, not the service: testable on its own."""
+    import dataclasses
+
+    from prometheus_client import generate_latest
+
+    from consumers.telemetry import Snapshot, Telemetry
+
+    first = Snapshot(consumed=10, learned=9, dead_lettered=1, assigned=2, lags={0: 5}, log_loss=0.5, accuracy=0.75,
+                     rolling_log_loss=float("nan"), rolling_accuracy=0.5, model_version=9, checkpoint_version=1,
+                     last_checkpoint=time.monotonic())  # fmt: skip
+    telemetry = Telemetry(first)
+    telemetry.update(dataclasses.replace(first, consumed=30, learned=27, dead_lettered=3, lags={0: 0, 1: 4}))
+    text = generate_latest(telemetry.registry).decode()
+    for line in ("stream_logreg_records_consumed_total 30.0", "stream_logreg_records_learned_total 27.0",
+                 "stream_logreg_records_dead_lettered_total 3.0", 'stream_logreg_lag{partition="1"} 4.0',
+                 "stream_logreg_assigned_partitions 2.0", 'stream_logreg_log_loss{window="rolling"} 0.0',
+                 'stream_logreg_accuracy{window="cumulative"} 0.75'):  # fmt: skip
+        assert line in text, line
