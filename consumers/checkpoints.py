@@ -23,7 +23,7 @@ import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from stream_logreg import LogisticRegression, ModelFileError
 from stream_logreg.evaluate import ProgressiveMetrics
@@ -32,6 +32,7 @@ from stream_logreg.exceptions import FolderLockedError
 __all__ = [
     "Checkpoint",
     "CheckpointStore",
+    "StateStore",
 ]
 
 log = logging.getLogger("consumers")
@@ -49,6 +50,19 @@ class Checkpoint:
     progress: dict[str, Any]
 
 
+class StateStore(Protocol):
+    """Where the service keeps its state: a checkpoint folder today (CheckpointStore); a
+    compacted Kafka topic can be another. ``key`` names the store's home in commit metadata."""
+
+    instance_id: str
+    key: str
+
+    def lock(self) -> None: ...
+    def unlock(self) -> None: ...
+    def latest(self) -> Checkpoint | None: ...
+    def write(self, model: LogisticRegression, progress: dict[str, Any]) -> Checkpoint: ...
+
+
 class CheckpointStore:
     """The checkpoints in one folder, and this folder's instance id (used in commits)."""
 
@@ -63,7 +77,7 @@ class CheckpointStore:
         # Names this folder on this host even after the folder is lost and made anew (the
         # instance id, kept inside it, is lost with it): commits carry it.
         where = f"{socket.gethostname()}:{self.folder.resolve()}"
-        self.folder_key = hashlib.sha256(where.encode()).hexdigest()[:12]
+        self.key = hashlib.sha256(where.encode()).hexdigest()[:12]
         self.version = 0  # of the newest valid checkpoint read or written
         self._lock: IO[str] | None = None
 
@@ -136,7 +150,23 @@ class CheckpointStore:
 
     def write(self, model: LogisticRegression, progress: dict[str, Any]) -> Checkpoint:
         """Write the next checkpoint durably, then drop all but the newest ``keep`` of this
-        lineage (files numbered above it, damaged or foreign, are left for inspection)."""
+        lineage (files numbered above it, damaged or foreign, are left for inspection).
+
+        A folder deleted meanwhile is made anew (the model in hand is whole; logged as a
+        warning) and taken again; an OSError when it cannot be."""
+        try:
+            return self._write(model, progress)
+        except FileNotFoundError:
+            log.warning("the checkpoint folder %s was deleted; making it anew", self.folder)
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / "instance-id").write_text(self.instance_id)
+            try:
+                self.lock()
+            except FolderLockedError as e:  # another service took the new folder meanwhile
+                raise OSError(str(e)) from None
+            return self._write(model, progress)
+
+    def _write(self, model: LogisticRegression, progress: dict[str, Any]) -> Checkpoint:
         version = self.version + 1
         path = self.folder / f"checkpoint-{version:012d}.json"
         model.save(path, progress={**progress, "version": version})

@@ -43,7 +43,7 @@ from kafka import AsyncConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from consumers.checkpoints import Checkpoint, CheckpointStore
+from consumers.checkpoints import Checkpoint, CheckpointStore, StateStore
 from consumers.record_blocks import Record, RecordBlock, read_in_blocks
 from consumers.telemetry import Snapshot, Telemetry
 from stream_logreg import LogisticRegression
@@ -159,7 +159,7 @@ class ConsumerService:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.store = CheckpointStore(config.checkpoint_dir, keep=config.keep_checkpoints)
+        self.store: StateStore = CheckpointStore(config.checkpoint_dir, keep=config.keep_checkpoints)
         try:
             self.store.lock()
         except FolderLockedError as e:
@@ -538,22 +538,7 @@ class ConsumerService:
               rss_mb=round(_resident_mb(), 1))  # fmt: skip
         return self._offsets(partitions)
 
-    def _write_checkpoint(self) -> Any:
-        """Write a checkpoint; a folder deleted while running is made anew (the model in
-        memory is whole) and the write tried once more."""
-        try:
-            return self._write_checkpoint_once()
-        except FileNotFoundError:
-            event("checkpoint_folder_recreated", folder=str(self.store.folder))
-            self.store.folder.mkdir(parents=True, exist_ok=True)
-            (self.store.folder / "instance-id").write_text(self.store.instance_id)
-            try:
-                self.store.lock()
-            except FolderLockedError as e:  # another service took the new folder meanwhile
-                raise OSError(str(e)) from None
-            return self._write_checkpoint_once()
-
-    def _write_checkpoint_once(self) -> Any:
+    def _write_checkpoint(self) -> Checkpoint:
         return self.store.write(
             self.model,
             {
@@ -570,7 +555,7 @@ class ConsumerService:
         """The last checkpoint's offsets for ``partitions`` (default: the ones owned), to commit."""
         if partitions is None:
             partitions = {tp.partition for tp in self.consumer.assignment()}
-        metadata = f"{self.store.instance_id}:{self.checkpoint_version}:{self.store.folder_key}"
+        metadata = f"{self.store.instance_id}:{self.checkpoint_version}:{self.store.key}"
         return {
             TopicPartition(self.config.topic, p): OffsetAndMetadata(o, metadata, -1)
             for p, o in self.positions.items()
@@ -581,7 +566,7 @@ class ConsumerService:
         """Whether a commit names a checkpoint of this folder on this host (which, starting
         fresh, this service no longer has); another instance's commit is a hand-over."""
         made = _COMMIT_METADATA.fullmatch(metadata)
-        return made is not None and made.group(1) == self.store.folder_key
+        return made is not None and made.group(1) == self.store.key
 
     def _place(self, partitions: set[int]) -> None:
         """Decide where each newly assigned partition starts, and seek there (main thread,

@@ -27,6 +27,14 @@ def docker_answers() -> bool:
         return False
 
 
+@pytest.fixture(autouse=True)
+def _stop_leftover_services() -> Iterator[None]:
+    from processes import stop_leftovers
+
+    yield
+    stop_leftovers()
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "kafka_bootstrap" in getattr(item, "fixturenames", ()):

@@ -21,6 +21,8 @@ from stream_logreg.broker import LocalKafka, free_port
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.kafka_admin import ensure_topic
 
+from processes import STARTED
+
 
 def records(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
@@ -70,7 +72,10 @@ def consume_command(bootstrap: str, topic: str, group: str, folder: Path, *extra
 
 def start(bootstrap: str, topic: str, group: str, folder: Path, *extra: str, port: int = 0) -> subprocess.Popen:
     log = open(folder.with_suffix(".log"), "ab")  # noqa: SIM115 - closed with the process
-    return subprocess.Popen(consume_command(bootstrap, topic, group, folder, *extra, port=port), stdout=log, stderr=log)
+    process = subprocess.Popen(consume_command(bootstrap, topic, group, folder, *extra, port=port), stdout=log,
+                               stderr=log)  # fmt: skip
+    STARTED.append(process)  # stopped when the test ends (tests/conftest.py)
+    return process
 
 
 def latest(folder: Path):
@@ -161,7 +166,7 @@ def test_sigterm_writes_a_final_checkpoint_commits_and_exits_0(kafka_bootstrap, 
     assert offset == checkpoint.progress["counters"]["learned"] > 0
     commit = committed(kafka_bootstrap, "term", topic)
     store = CheckpointStore(folder)
-    assert commit.offset == offset and commit.metadata == f"{store.instance_id}:{checkpoint.version}:{store.folder_key}"
+    assert commit.offset == offset and commit.metadata == f"{store.instance_id}:{checkpoint.version}:{store.key}"
     assert b"LeaveGroup" not in log.read_bytes() and b"UnknownMemberId" not in log.read_bytes()
 
 
