@@ -247,7 +247,7 @@ def test_a_checkpoint_that_cannot_be_written_stops_the_service_with_one_line(kaf
     produce(kafka_bootstrap, topic, values_of(data[:1500]))
     folder = tmp_path / "checkpoints"
     process = start(kafka_bootstrap, topic, "unwritable", folder, "--checkpoint-every", "200")
-    wait_until(lambda: learned(folder) == 1400)  # the last checkpoint before the disk fails
+    wait_until(lambda: learned(folder) >= 1400)  # checkpointed at 1,400 (or at 1,500, by a rebalance)
     saved = tmp_path / "saved"
     folder.rename(saved)  # in one step, so the service writes its checkpoints there or nowhere
     folder.write_text("not a folder")
