@@ -378,8 +378,8 @@ class ConsumerService:
         start = 0
         for i in [*np.flatnonzero(~batch.ok).tolist(), len(messages)]:
             if start < i:
-                self._learn_rows(partition, batch.features, batch.values[start:i], batch.labels[start:i],
-                                 messages[start:i])  # fmt: skip
+                done = learn_rows(self.model, batch.features, batch.values[start:i], batch.labels[start:i])
+                self._settle(partition, done, messages[start:i])
             if i < len(messages):
                 self._process_one(partition, messages[i])
             start = i + 1
@@ -400,17 +400,7 @@ class ConsumerService:
         except Exception as e:  # a record that breaks something unforeseen: never a crash loop
             self._dead_letter(message, f"unexpected {type(e).__name__} while decoding: {e}")
             return
-        self._learn(partition, [x], [y], [message])
-
-    def _learn_rows(
-        self, partition: int, features: list[str], values: np.ndarray, labels: np.ndarray, messages: RecordBlock
-    ) -> None:
-        self._settle(partition, learn_rows(self.model, features, values, labels), messages)
-
-    def _learn(
-        self, partition: int, xs: list[dict[str, float]], ys: list[bool], messages: RecordBlock | list[Record]
-    ) -> None:
-        self._settle(partition, learn_examples(self.model, xs, ys), messages)
+        self._settle(partition, learn_examples(self.model, [x], [y]), [message])
 
     def _settle(self, partition: int, done: Learned, messages: RecordBlock | list[Record]) -> None:
         """Dead-letter what the model refused; score, count and publish what it learned."""
@@ -523,7 +513,15 @@ class ConsumerService:
                 event("checkpoint_postponed", reason=f"the producer could not flush: {e}")
                 return None
         try:
-            checkpoint = self._write_checkpoint()
+            progress = {
+                "instance": self.store.instance_id,
+                "group": self.config.group_id,
+                "topic": self.config.topic,
+                "offsets": {str(p): o for p, o in sorted(self.positions.items())},
+                "counters": self.counters,
+                "metrics": self.metrics.to_state(),
+            }
+            checkpoint = self.store.write(self.model, progress)
         except OSError as e:  # a read-only or full disk: stop, committing nothing past the last checkpoint
             self.failure = (1, (
                 f"cannot write a checkpoint in {self.config.checkpoint_dir}: {e}; nothing was committed past "
@@ -537,19 +535,6 @@ class ConsumerService:
         event("checkpoint", version=checkpoint.version, learned=self.counters["learned"], offsets=self.positions,
               rss_mb=round(_resident_mb(), 1))  # fmt: skip
         return self._offsets(partitions)
-
-    def _write_checkpoint(self) -> Checkpoint:
-        return self.store.write(
-            self.model,
-            {
-                "instance": self.store.instance_id,
-                "group": self.config.group_id,
-                "topic": self.config.topic,
-                "offsets": {str(p): o for p, o in sorted(self.positions.items())},
-                "counters": self.counters,
-                "metrics": self.metrics.to_state(),
-            },
-        )
 
     def _offsets(self, partitions: set[int] | None = None) -> dict[Any, Any]:
         """The last checkpoint's offsets for ``partitions`` (default: the ones owned), to commit."""
