@@ -1,24 +1,27 @@
-/* The per-example SGD step on Python dicts, and the packing of dicts into CSR arrays.
+/* Python dicts of features, walked in C: the margin, one step, and packing into CSR arrays.
  *
  * The model keeps its weights in a float64 array `coef` and a dict `index` from feature
  * name to column. numba cannot read Python dicts, and a pure-Python loop over a dict of
  * features costs more than river's own step, so this small module walks the dicts in C.
- * The arithmetic is river's GLM step in river's order (x's key order), and the same as
- * _kernel.py's, so the results are identical bit for bit.
+ * It does no learning arithmetic of its own: `step` hands the row, in x's key order, to the
+ * compiled row of _kernel.py through its C entry point, so learn_one and the batch
+ * kernels run the same code.
  *
  * margin(index, coef, x, intercept) -> z = sum_j w_j x_j + b, checking every value of x.
- * step(index, coef, x, y, w, lr, intercept_lr, l2, clip, intercept) -> new intercept.
+ * step(address, index, coef, slots, x, y, w, params, intercept, t) -> new intercept.
  *   Checks all of x before it changes anything; registers new names in index (their
- *   weight starts at 0). coef must have room for len(index) + len(x) columns.
+ *   weight starts at 0) once the step succeeded; raises MarginError if the margin is not
+ *   finite. coef must have room for len(index) + len(x) columns; address and params come
+ *   from _kernel.one_step_address and _kernel.flat_params.
  * pack(index, xs, indptr, indices, data) -> None: fills CSR arrays (sized by the caller)
  *   from a list of dicts, registering new names; the caller undoes them if it raises.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
-#define EXP_LIMIT 700.0
 #define STACK_FEATURES 64
 
 static int not_real(PyObject *key, PyObject *value) {
@@ -136,59 +139,84 @@ static PyObject *margin(PyObject *self, PyObject *args) {
     return failed ? NULL : PyFloat_FromDouble(z);
 }
 
-/* dLoss/dz = g(z) - y, as -s / (exp(s z) + 1); the same as _math.log_loss_gradient. */
-static double log_loss_gradient(double z, double y) {
-    double s = y != 0.0 ? 1.0 : -1.0;
-    double sz = s * z;
-    if (sz <= EXP_LIMIT) return -s / (exp(sz) + 1.0);
-    return -s * exp(-sz);
-}
+/* The compiled one-example step (stream_logreg._kernel, _ONE_STEP_SIGNATURE). */
+typedef double (*one_step_fn)(const long long *cols, const double *values, long long n, double y,
+                              double w, double *coef, double *slots, long long capacity,
+                              long long n_slots, const double *params, double *state);
+
+#define MAX_PARAMS 16
 
 static PyObject *step(PyObject *self, PyObject *args) {
-    PyObject *index, *coef_obj, *x, *key, *value, *result = NULL;
-    Py_buffer coef;
-    double y, sample_weight, lr, intercept_lr, l2, clip, intercept, z, g, w, *c;
+    PyObject *index, *coef_obj, *slots_obj, *x, *params_obj, *key, *value, *result = NULL;
+    Py_buffer coef, slots;
+    unsigned long long address;
+    long long t;
+    double y, sample_weight, intercept, z, params[MAX_PARAMS], state[2];
     double values_stack[STACK_FEATURES], *values = values_stack;
-    Py_ssize_t columns_stack[STACK_FEATURES], *columns = columns_stack;
-    Py_ssize_t pos = 0, i = 0, n, col;
-    if (!PyArg_ParseTuple(args, "O!OO!ddddddd", &PyDict_Type, &index, &coef_obj, &PyDict_Type,
-                          &x, &y, &sample_weight, &lr, &intercept_lr, &l2, &clip, &intercept))
+    long long cols_stack[STACK_FEATURES], *cols = cols_stack;
+    Py_ssize_t pos = 0, i = 0, n, n_before, n_new = 0, capacity, n_params, col;
+    one_step_fn fn;
+    if (!PyArg_ParseTuple(args, "KO!OOO!ddO!dL", &address, &PyDict_Type, &index, &coef_obj,
+                          &slots_obj, &PyDict_Type, &x, &y, &sample_weight, &PyTuple_Type,
+                          &params_obj, &intercept, &t))
         return NULL;
+    n_params = PyTuple_GET_SIZE(params_obj);
+    if (n_params > MAX_PARAMS) {
+        PyErr_SetString(PyExc_ValueError, "too many step parameters");
+        return NULL;
+    }
+    for (i = 0; i < n_params; i++) {
+        params[i] = PyFloat_AsDouble(PyTuple_GET_ITEM(params_obj, i));
+        if (params[i] == -1.0 && PyErr_Occurred()) return NULL;
+    }
     if (get_buffer(coef_obj, &coef, "d", "coef", 0) < 0) return NULL;
-    c = coef.buf;
+    if (get_buffer(slots_obj, &slots, "d", "slots", 0) < 0) {
+        PyBuffer_Release(&coef);
+        return NULL;
+    }
+    capacity = coef.len / 8;
     n = PyDict_GET_SIZE(x);
-    if (coef.len / 8 < PyDict_GET_SIZE(index) + n) {
+    n_before = PyDict_GET_SIZE(index);
+    if (capacity < n_before + n) {
         PyErr_SetString(PyExc_RuntimeError, "coef has no room for the new features");
         goto done;
     }
     if (n > STACK_FEATURES) {
         values = PyMem_Malloc(n * sizeof(double));
-        columns = PyMem_Malloc(n * sizeof(Py_ssize_t));
-        if (values == NULL || columns == NULL) {
+        cols = PyMem_Malloc(n * sizeof(long long));
+        if (values == NULL || cols == NULL) {
             PyErr_NoMemory();
             goto done;
         }
     }
-    if (compute_margin(index, c, x, intercept, &z, values, columns) < 0) goto done;
-    g = log_loss_gradient(z, y) * sample_weight;
-    if (g > clip) g = clip;
-    else if (g < -clip) g = -clip;
+    /* Check every value and find every column first; a new name gets the next free column
+     * (whose weight and slots are 0), registered only once the step has succeeded. */
+    i = 0;
     while (PyDict_Next(x, &pos, &key, &value)) {
-        col = columns[i];
-        if (col < 0) {
-            if ((col = add_column(index, key)) < 0) goto done; /* only on out-of-memory */
-            c[col] = 0.0;
-        }
-        w = c[col];
-        if (l2 != 0.0) c[col] = w - lr * (g * values[i] + l2 * w);
-        else c[col] = w - lr * (g * values[i]);
-        i++;
+        if (read_value(key, value, &values[i]) < 0) goto done;
+        if ((col = column_of(index, key)) == -2) goto done;
+        cols[i++] = col >= 0 ? col : n_before + n_new++;
     }
-    result = PyFloat_FromDouble(intercept - intercept_lr * g);
+    state[0] = intercept;
+    state[1] = (double)t;
+    fn = (one_step_fn)(uintptr_t)address;
+    z = fn(cols, values, n, y, sample_weight, coef.buf, slots.buf, capacity,
+           capacity ? slots.len / 8 / capacity : 0, params, state);
+    if (!isfinite(z)) {
+        margin_error(x);
+        goto done;
+    }
+    pos = 0;
+    i = 0;
+    while (n_new > 0 && PyDict_Next(x, &pos, &key, &value)) {
+        if (cols[i++] >= n_before && add_column(index, key) < 0) goto done; /* out of memory */
+    }
+    result = PyFloat_FromDouble(state[0]);
 done:
     if (values != values_stack) PyMem_Free(values);
-    if (columns != columns_stack) PyMem_Free(columns);
+    if (cols != cols_stack) PyMem_Free(cols);
     PyBuffer_Release(&coef);
+    PyBuffer_Release(&slots);
     return result;
 }
 
@@ -253,12 +281,12 @@ done:
 static PyMethodDef methods[] = {
     {"margin", margin, METH_VARARGS, "margin(index, coef, x, intercept) -> theta^T x + b"},
     {"step", step, METH_VARARGS,
-     "step(index, coef, x, y, w, lr, intercept_lr, l2, clip, intercept) -> new intercept"},
+     "step(address, index, coef, slots, x, y, w, params, intercept, t) -> new intercept"},
     {"pack", pack, METH_VARARGS, "pack(index, xs, indptr, indices, data) -> None"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_dictstep",
-                                    "Per-example SGD on Python dicts.", -1, methods};
+                                    "Python dicts of features, walked in C.", -1, methods};
 
 PyMODINIT_FUNC PyInit__dictstep(void) { return PyModule_Create(&module); }

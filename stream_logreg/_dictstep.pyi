@@ -2,16 +2,16 @@ import numpy as np
 
 def margin(index: dict, coef: np.ndarray, x: dict, intercept: float, /) -> float: ...
 def step(
+    address: int,
     index: dict,
     coef: np.ndarray,
+    slots: np.ndarray,
     x: dict,
     y: float,
     w: float,
-    lr: float,
-    intercept_lr: float,
-    l2: float,
-    clip: float,
+    params: tuple[float, ...],
     intercept: float,
+    t: int,
     /,
 ) -> float: ...
 def pack(index: dict, xs: list, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, /) -> None: ...

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import itertools
-import math
-import numbers
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import inspect
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from river import base
 
-from stream_logreg import _dictstep, model_file
+from stream_logreg import _batches, _dictstep, _persist, _spec, model_file
 from stream_logreg._checks import (
     check_frame,
     check_label,
@@ -22,20 +20,20 @@ from stream_logreg._checks import (
     check_sample_weight,
     check_sample_weights,
     check_sparse,
-    nonfinite_error,
 )
 from stream_logreg._math import sigmoid
-from stream_logreg.exceptions import MarginError, ModelFileError
+from stream_logreg._space import FeatureSpace
+from stream_logreg._state import ModelState
+from stream_logreg.exceptions import ModelFileError
 
 if TYPE_CHECKING:
     import pandas as pd
     import scipy.sparse
     from river.optim.base import Scheduler
 
-    Rate = float | Scheduler
+    from stream_logreg._kernel import Rule
 
-MODEL_FORMAT = "stream_logreg.model"
-MODEL_FORMAT_VERSION = 1
+    Rate = float | Scheduler
 
 
 class LogisticRegression(base.MiniBatchClassifier):
@@ -97,11 +95,9 @@ class LogisticRegression(base.MiniBatchClassifier):
         self.intercept_init = intercept_init
         self.intercept_lr = intercept_lr
         self.clip_gradient = clip_gradient
-        self.intercept = float(intercept_init)
-        self._n_steps = 0
-        # Feature name -> column of _coef, in the order the names were first seen.
-        self._index: dict[Any, int] = {}
-        self._coef = np.zeros(8)
+        self._space = FeatureSpace()
+        self._state = ModelState(intercept_init)
+        self._one_step: tuple[tuple, int, tuple[float, ...]] | None = None
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -113,29 +109,18 @@ class LogisticRegression(base.MiniBatchClassifier):
     @property
     def weights(self) -> dict[Any, float]:
         """A copy of the weights, one per feature name seen so far."""
-        return dict(zip(self._index, self._coef[: len(self._index)].tolist(), strict=True))
+        names = self._space.names()
+        return dict(zip(names, self._state.coef[: len(names)].tolist(), strict=True))
+
+    @property
+    def intercept(self) -> float:
+        """The intercept b."""
+        return self._state.intercept
 
     @property
     def n_steps(self) -> int:
         """How many examples the model has learned (the schedulers' t)."""
-        return self._n_steps
-
-    def _reserve(self, n_features: int) -> None:
-        """Make room in _coef for n_features columns (new columns hold 0.0), and make it this
-        model's own writable array: a model loaded read-only (``joblib.load(...,
-        mmap_mode="r")``) predicts from the mapped array and copies it on its first step."""
-        if not self._coef.flags.writeable:
-            self._coef = np.array(self._coef, dtype=np.float64)
-        if n_features > len(self._coef):
-            coef = np.zeros(max(n_features, 2 * len(self._coef)))
-            coef[: len(self._coef)] = self._coef
-            self._coef = coef
-
-    def _forget_features_after(self, n_features: int) -> None:
-        """Drop the names registered after the first n_features (undoing a failed batch)."""
-        for name in list(itertools.islice(reversed(self._index), len(self._index) - n_features)):
-            del self._index[name]
-        self._coef[n_features:] = 0.0
+        return self._state.n_steps
 
     # -- one example ----------------------------------------------------------------------
 
@@ -149,23 +134,43 @@ class LogisticRegression(base.MiniBatchClassifier):
         weight = check_sample_weight(w)
         if type(x) is not dict:
             x = dict(x)
-        if len(self._index) + len(x) > len(self._coef):
-            self._reserve(len(self._index) + len(x))
-        t = self._n_steps
-        step = (x, label, weight, _rate_at(self.lr, t), _rate_at(self.intercept_lr, t), self.l2, self.clip_gradient,
-                self.intercept)  # fmt: skip
+        state, index = self._state, self._space.index
+        if len(index) + len(x) > len(state.coef):
+            state.reserve(len(index) + len(x))
+        t = state.n_steps
+        entry = self._one_step
+        if entry is None or entry[0] != (self.lr, self.intercept_lr, self.l2, self.clip_gradient):
+            entry = self._one_step_entry(t)
         try:
-            self.intercept = _dictstep.step(self._index, self._coef, *step)
+            state.intercept = _dictstep.step(entry[1], index, state.coef, state.slots, x, label, weight, entry[2],
+                                             state.intercept, t)  # fmt: skip
         except ValueError:
-            if self._coef.flags.writeable:
+            if state.coef.flags.writeable:
                 raise
-            self._reserve(len(self._coef))  # a read-only model copies its weights on its first step
-            self.intercept = _dictstep.step(self._index, self._coef, *step)
-        self._n_steps = t + 1
+            state.reserve(len(state.coef))  # a read-only model copies its arrays on its first step
+            state.intercept = _dictstep.step(entry[1], index, state.coef, state.slots, x, label, weight, entry[2],
+                                             state.intercept, t)  # fmt: skip
+        state.n_steps = t + 1
+
+    def _one_step_entry(self, t: int) -> tuple[tuple, int, tuple[float, ...]]:
+        """(the parameters, the compiled one-example step, its flat parameters at step t);
+        kept in ``_one_step`` while the parameters stay the same, if it holds for every t."""
+        from stream_logreg import _kernel
+
+        key = (self.lr, self.intercept_lr, self.l2, self.clip_gradient)
+        rule = _spec.rule_for(*key)
+        constant = rule is not None
+        if rule is None:  # a scheduler the kernel cannot express: its rates at t, as constants
+            rule = _spec.rule_at(t, *key)
+        entry = (key, _kernel.one_step_address(rule), _kernel.flat_params(rule))
+        if constant:
+            self._one_step = entry
+        return entry
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
         """Return ``{False: 1 - p, True: p}`` with p = g(theta^T x + b)."""
-        z = _dictstep.margin(self._index, self._coef, x if type(x) is dict else dict(x), self.intercept)
+        state = self._state
+        z = _dictstep.margin(self._space.index, state.coef, x if type(x) is dict else dict(x), state.intercept)
         p = sigmoid(z)
         return {False: 1.0 - p, True: p}
 
@@ -190,52 +195,10 @@ class LogisticRegression(base.MiniBatchClassifier):
         xs = xs if type(xs) is list else list(xs)
         labels = check_labels(ys, len(xs))
         weights = check_sample_weights(ws, len(xs))
-        schedules = self._kernel_schedules()
-        if schedules is None:
+        rule = self._rule()
+        if rule is None:
             return self._learn_one_by_one(xs, labels, weights)
-        nnz = sum(map(len, xs))
-        indptr = np.empty(len(xs) + 1, dtype=np.int64)
-        indices = np.empty(nnz, dtype=np.int64)
-        data = np.empty(nnz)
-        n_before = len(self._index)
-        try:
-            _dictstep.pack(self._index, xs, indptr, indices, data)
-        except BaseException:
-            self._forget_features_after(n_before)
-            raise
-        return self._learn_csr(indptr, indices, data, indices, labels, weights, schedules, n_before, xs.__getitem__)
-
-    def _learn_csr(
-        self,
-        indptr: np.ndarray,
-        indices: np.ndarray,
-        data: np.ndarray,
-        touched: np.ndarray,
-        labels: np.ndarray,
-        weights: np.ndarray,
-        schedules: tuple[float, float, float, float],
-        n_before: int,
-        row: Callable[[int], dict],
-    ) -> np.ndarray:
-        """Run the CSR kernel on checked arrays whose columns are already registered (the
-        first n_before existed before this batch; ``touched`` lists the model columns the
-        batch can change); undo everything if a margin overflows."""
-        from stream_logreg import _kernel
-
-        self._reserve(len(self._index))
-        saved = self._coef[touched]
-        probas = np.empty(len(labels))
-        state = np.array([self.intercept, self._n_steps], dtype=np.float64)
-        bad_row = _kernel.learn_csr(
-            indptr, indices, data, labels, weights, self._coef, state, *schedules, self.l2,
-            float(self.clip_gradient), probas,
-        )  # fmt: skip
-        if bad_row >= 0:
-            self._coef[touched[::-1]] = saved[::-1]
-            self._forget_features_after(n_before)
-            raise MarginError(row(bad_row))
-        self.intercept, self._n_steps = float(state[0]), self._n_steps + len(labels)  # exact past 2**53
-        return probas
+        return _batches.learn_dicts(self._space, self._state, rule, xs, labels, weights)
 
     def learn_many(
         self, X: pd.DataFrame | scipy.sparse.sparray, y: pd.Series, w: pd.Series | float | None = None
@@ -274,31 +237,12 @@ class LogisticRegression(base.MiniBatchClassifier):
         """
         if weights is None:
             weights = np.ones(len(values))
-        schedules = self._kernel_schedules()
-        if schedules is None:
+        rule = self._rule()
+        if rule is None:
             xs = [dict(zip(columns, row, strict=True)) for row in values.tolist()]
             return self._learn_one_by_one(xs, labels, weights)
-        n_before = len(self._index)
-        cols = np.array([self._index.setdefault(c, len(self._index)) for c in columns], dtype=np.int64)
-        self._reserve(len(self._index))
-        from stream_logreg import _kernel
-
-        saved = self._coef[cols]
-        probas = np.empty(len(values) if return_probas else 0)
-        state = np.array([self.intercept, self._n_steps], dtype=np.float64)
-        bad_row = _kernel.learn_dense(
-            values, labels, weights, cols, self._coef, state, *schedules, self.l2,
-            float(self.clip_gradient), probas,
-        )  # fmt: skip
-        if bad_row >= 0:
-            self._coef[cols] = saved
-            self._forget_features_after(n_before)
-            row_name = bad_row if row_names is None else row_names[bad_row]
-            raise nonfinite_error(columns, values[bad_row], row_name) or MarginError(
-                dict(zip(columns, values[bad_row].tolist(), strict=True))
-            )
-        self.intercept, self._n_steps = float(state[0]), self._n_steps + len(values)  # exact past 2**53
-        return probas
+        args = (values, columns, labels, weights, return_probas, row_names)
+        return _batches.learn_dense(self._space, self._state, rule, *args)
 
     def _learn_sparse(self, X: Any, y: Any, w: Any) -> None:
         indptr, indices, data = check_sparse(X)
@@ -309,59 +253,40 @@ class LogisticRegression(base.MiniBatchClassifier):
             span = slice(indptr[i], indptr[i + 1])
             return dict(zip(indices[span].tolist(), data[span].tolist(), strict=True))
 
-        schedules = self._kernel_schedules()
-        if schedules is None:
+        rule = self._rule()
+        if rule is None:
             self._learn_one_by_one([row(i) for i in range(len(labels))], labels, weights)
             return
-        # Register the columns that have entries (and only those), in column order.
-        from stream_logreg import _kernel
-
-        n_before = len(self._index)
-        present = _kernel.present_columns(indices, X.shape[1])
-        names = present.tolist()
-        index = self._index
-        new = [j for j in names if j not in index] if index else names
-        index.update(zip(new, range(n_before, n_before + len(new)), strict=True))
-        touched = np.fromiter(map(index.__getitem__, names), dtype=np.int64, count=len(names))
-        if np.array_equal(touched, present):  # column j is the model's column j (hashed features, say)
-            columns = indices
-        else:
-            lookup = np.zeros(X.shape[1], dtype=np.int64)
-            lookup[present] = touched
-            columns = lookup[indices]  # the model's column of each entry
-        self._learn_csr(indptr, columns, data, touched, labels, weights, schedules, n_before, row)
+        _batches.learn_sparse(self._space, self._state, rule, (indptr, indices, data), X.shape[1], labels, weights, row)
 
     def _learn_one_by_one(self, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The path for schedulers the kernel cannot express: learn_one on each example.
 
         On a bad example the model is put back as it was before the batch.
         """
-        saved = (dict(self._index), self._coef.copy(), self.intercept, self._n_steps)
+        saved = (dict(self._space.index), self._state.copy())
         probas = np.empty(len(xs))
         try:
             for i, (x, label, weight) in enumerate(zip(xs, labels.tolist(), weights.tolist(), strict=True)):
                 probas[i] = self.predict_proba_one(x)[True]
                 self.learn_one(x, label, weight)
         except BaseException:
-            self._index, self._coef, self.intercept, self._n_steps = saved
+            self._space.index, self._state = saved
             raise
         return probas
 
-    def _kernel_schedules(self) -> tuple[float, float, float, float] | None:
-        """(lr, lr_power, intercept_lr, intercept_lr_power) for the kernel, or None when a
-        learning rate is a scheduler it cannot express."""
-        lr, intercept_lr = _kernel_rate(self.lr), _kernel_rate(self.intercept_lr)
-        if lr is None or intercept_lr is None:
-            return None
-        return (*lr, *intercept_lr)
+    def _rule(self) -> Rule | None:
+        """The kernel's rule for every step, or None when a rate is a scheduler it cannot express."""
+        return _spec.rule_for(self.lr, self.intercept_lr, self.l2, self.clip_gradient)
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return a DataFrame with columns False and True, one row per row of X."""
         import pandas as pd
 
         values, columns = check_frame(X)
-        coef = np.array([self._coef[self._index[c]] if c in self._index else 0.0 for c in columns])
-        z = values @ coef + self.intercept
+        state, space = self._state, self._space
+        coef = np.array([state.coef[c] if (c := space.column_of(name)) is not None else 0.0 for name in columns])
+        z = values @ coef + state.intercept
         p = 1.0 / (1.0 + np.exp(-np.maximum(z, -700.0)))
         tail = z <= -700.0
         p[tail] = np.exp(z[tail])
@@ -391,7 +316,7 @@ class LogisticRegression(base.MiniBatchClassifier):
         payload = self.to_payload()
         if progress is not None:
             payload["progress"] = progress
-        model_file.write_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, payload)
+        model_file.write_document(path, _persist.MODEL_FORMAT, _persist.MODEL_FORMAT_VERSION, payload)
 
     @classmethod
     def load(cls, path: str | Path) -> LogisticRegression:
@@ -401,7 +326,7 @@ class LogisticRegression(base.MiniBatchClassifier):
     @classmethod
     def load_with_progress(cls, path: str | Path) -> tuple[LogisticRegression, dict[str, Any] | None]:
         """Read a model and the progress saved with it (None if there is none)."""
-        payload = model_file.read_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
+        payload = model_file.read_document(path, _persist.MODEL_FORMAT, _persist.MODEL_FORMAT_VERSION)
         try:
             return cls.from_payload(payload), payload.get("progress")
         except (KeyError, TypeError, ValueError) as e:
@@ -409,110 +334,17 @@ class LogisticRegression(base.MiniBatchClassifier):
 
     def to_payload(self) -> dict[str, Any]:
         """The model's state as plain JSON-ready data (parameters, step count, weights)."""
-        bad = [name for name in self._index if type(name) not in (str, int)]
-        if bad:
-            raise TypeError(
-                f"feature name {bad[0]!r} is a {type(bad[0]).__name__}; only str and int names "
-                "can be saved; rename the features to strings"
-            )
-        return {
-            "params": {
-                "lr": _rate_to_json("lr", self.lr),
-                "l2": self.l2,
-                "intercept_init": self.intercept_init,
-                "intercept_lr": _rate_to_json("intercept_lr", self.intercept_lr),
-                "clip_gradient": self.clip_gradient,
-            },
-            "n_steps": self._n_steps,
-            "intercept": self.intercept,
-            "weights": [[name, value] for name, value in self.weights.items()],
-        }
+        params = {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+        return _persist.to_payload(params, self._space, self._state)
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> LogisticRegression:
         """Rebuild a model from :meth:`to_payload`'s output, checking every field."""
-        params = dict(payload["params"])
-        params["lr"] = _rate_from_json("lr", params["lr"])
-        params["intercept_lr"] = _rate_from_json("intercept_lr", params["intercept_lr"])
-        model = cls(**params)
-        n_steps = payload["n_steps"]
-        if type(n_steps) is not int or not 0 <= n_steps < 2**63:
-            raise ValueError(f"n_steps must be an int in [0, 2**63), got {str(n_steps)[:40]}")
-        model._n_steps = n_steps
-        model.intercept = _finite_float("intercept", payload["intercept"])
-        pairs = payload["weights"]
-        model._reserve(len(pairs))
-        for name, value in pairs:
-            if type(name) not in (str, int) or name in model._index:
-                raise TypeError(f"feature name {name!r} is not a str or int, or is repeated")
-            model._coef[len(model._index)] = _finite_float(f"weight {name!r}", value)
-            model._index[name] = len(model._index)
+        model = cls(**_persist.params_from_payload(payload))
+        _persist.restore(payload, model._space, model._state)
         return model
-
-
-def _rate_at(rate: Rate, t: int) -> float:
-    if type(rate) is float:
-        return rate
-    if isinstance(rate, numbers.Real):
-        return float(rate)
-    return cast("Scheduler", rate).get(t)
-
-
-def _kernel_rate(rate: Rate) -> tuple[float, float] | None:
-    """(base, power) such that rate(t) = base / (t + 1) ** power, or None."""
-    if isinstance(rate, numbers.Real):
-        return float(rate), 0.0
-    from river.optim import schedulers
-
-    if type(rate) is schedulers.Constant:
-        return float(rate.learning_rate), 0.0
-    if type(rate) is schedulers.InverseScaling:
-        return float(rate.learning_rate), float(rate.power)
-    return None
 
 
 def _is_frame(X: Any) -> bool:
     """Whether X is a pandas DataFrame, without importing pandas for other inputs."""
     return type(X).__module__.startswith("pandas") or not hasattr(X, "tocsr")
-
-
-def _finite_float(what: str, value: Any) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
-
-
-# -- learning rates in files --------------------------------------------------------------
-
-
-def _rate_to_json(name: str, rate: Rate) -> float | dict[str, Any]:
-    if isinstance(rate, numbers.Real):
-        return float(rate)
-    from river.optim import schedulers
-
-    if type(rate) is schedulers.Constant:
-        return {"scheduler": "constant", "learning_rate": rate.learning_rate}
-    if type(rate) is schedulers.InverseScaling:
-        return {"scheduler": "inverse_scaling", "learning_rate": rate.learning_rate, "power": rate.power}
-    raise TypeError(
-        f"{name}={rate!r} cannot be saved: only floats, Constant and InverseScaling "
-        "schedules have a file form; use one of those to save the model"
-    )
-
-
-def _rate_from_json(name: str, value: Any) -> Rate:
-    """A learning rate from its file form, every number checked as the constructor checks a
-    float rate (> 0, or >= 0 for the intercept's)."""
-    if not isinstance(value, dict):
-        return value
-    from river.optim import schedulers
-
-    kind = value.get("scheduler")
-    allow_zero = name == "intercept_lr"
-    check_real(f"{name}'s learning_rate", value.get("learning_rate"), minimum=0.0, strict=not allow_zero)
-    if kind == "constant":
-        return schedulers.Constant(value["learning_rate"])
-    if kind == "inverse_scaling":
-        check_real(f"{name}'s power", value.get("power"), minimum=0.0)
-        return schedulers.InverseScaling(value["learning_rate"], value["power"])
-    raise ValueError(f"unknown learning-rate scheduler {kind!r}")

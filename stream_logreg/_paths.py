@@ -19,3 +19,13 @@ def user_cache_dir() -> Path:
         return Path(os.environ["STREAM_LOGREG_CACHE"])
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "stream_logreg"
+
+
+def use_user_cache_for_numba() -> None:
+    """Point numba's disk cache at ``$NUMBA_CACHE_DIR`` if set, else the per-user cache folder
+    (never the installed package). Call before the first ``cache=True`` decorator runs:
+    numba reads the setting when a function is decorated."""
+    from numba.core import config
+
+    if not config.CACHE_DIR:  # type: ignore[attr-defined]
+        config.CACHE_DIR = str(user_cache_dir() / "numba")  # type: ignore[attr-defined]

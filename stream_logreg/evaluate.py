@@ -141,7 +141,7 @@ class ProgressiveMetrics:
             start = stop
 
     def _update_chunk(self, probas: np.ndarray, labels: np.ndarray) -> None:
-        from stream_logreg._kernel import score
+        from stream_logreg._scoring import score
 
         counts = np.array([self.n, self.correct, self._positives, self._negatives], dtype=np.int64)
         self.log_loss = float(

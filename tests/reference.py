@@ -10,6 +10,8 @@ import math
 import random
 from collections.abc import Iterator
 
+import numpy as np
+
 Example = tuple[dict[str, float], bool]
 
 
@@ -95,3 +97,37 @@ def max_abs_diff(a: dict, b: dict) -> float:
     """Max |a_k - b_k| over the union of keys, a missing key counting as a failure."""
     assert set(a) == set(b), f"different features: {set(a) ^ set(b)}"
     return max((abs(a[k] - b[k]) for k in a), default=0.0)
+
+
+def reference_csr(indptr, indices, data, y, w, coef, state, lr, lr_power, ilr, ilr_power, l2, clip, probas):
+    """The slow, plain-Python twin of the kernel's ``learn_csr`` with SGD and the log loss:
+    rates ``base / (t + 1) ** power``, state [intercept, t] and coef updated in place."""
+    b, t = float(state[0]), int(state[1])
+    theta = [float(v) for v in coef]
+    for i in range(len(indptr) - 1):
+        row = [(int(indices[k]), float(data[k])) for k in range(indptr[i], indptr[i + 1])]
+        z = 0.0
+        for c, v in row:
+            z += theta[c] * v
+        z += b
+        probas[i] = 1.0 / (1.0 + math.exp(-z)) if z > -700 else math.exp(z)
+        s = 1.0 if y[i] else -1.0
+        exact = -s / (math.exp(s * z) + 1.0) if s * z <= 700 else -s * math.exp(-s * z)
+        g = min(clip, max(-clip, exact * float(w[i])))
+        eta = lr / math.pow(t + 1, lr_power) if lr_power else lr
+        eta_b = ilr / math.pow(t + 1, ilr_power) if ilr_power else ilr
+        b -= eta_b * g
+        for c, v in row:
+            theta[c] = theta[c] - eta * (g * v + l2 * theta[c]) if l2 else theta[c] - eta * (g * v)
+        t += 1
+    coef[:] = theta
+    state[0], state[1] = b, t
+    return -1
+
+
+def reference_dense(X, y, w, cols, coef, state, *rates_and_probas):
+    """The plain-Python twin of the kernel's ``learn_dense``, through :func:`reference_csr`."""
+    n, d = X.shape
+    indptr = np.arange(0, n * d + 1, d)
+    indices = np.tile(np.asarray(cols), n)
+    return reference_csr(indptr, indices, np.ravel(X), y, w, coef, state, *rates_and_probas)

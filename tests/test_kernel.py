@@ -16,7 +16,7 @@ from sklearn.linear_model import SGDClassifier
 
 from stream_logreg import LogisticRegression, _dictstep, _kernel
 
-from reference import max_abs_diff, reference_fit, shifting_stream
+from reference import max_abs_diff, reference_csr, reference_dense, reference_fit, shifting_stream
 
 
 def dense_stream(n: int, seed: int) -> list[tuple[dict[str, float], bool]]:
@@ -81,12 +81,13 @@ def test_kernel_equals_reference_and_learn_one(stream, config, weighted):
     nnz = sum(len(x) for x, _ in data)
     indptr, indices, values = np.empty(len(data) + 1, np.int64), np.empty(nnz, np.int64), np.empty(nnz)
     _dictstep.pack(index, [x for x, _ in data], indptr, indices, values)
-    rates = batch._kernel_schedules()
-    assert rates is not None
+    rule = batch._rule()
+    assert rule is not None
+    rates = (*rule.optimizer.lr, *rule.intercept_lr)
     coef, state, ref_probas = np.zeros(len(index)), np.zeros(2), np.empty(len(data))
     labels = np.array([float(y) for _, y in data])
     clip = float(params.get("clip_gradient", 1e12))
-    _kernel.reference_csr(
+    reference_csr(
         indptr, indices, values, labels, weights, coef, state, *rates, params.get("l2", 0.0), clip, ref_probas
     )
     assert max_abs_diff(dict(zip(index, coef.tolist(), strict=True)), one.weights) <= 1e-12
@@ -115,11 +116,14 @@ def test_dense_kernel_equals_its_reference():
     y = (rng.random(500) < 0.4).astype(np.float64)
     w = rng.uniform(0, 2, 500)
     cols = np.array([3, 0, 5, 1, 4, 2], dtype=np.int64)
+    rule = _kernel.Rule(_kernel.SGD(_kernel.Rate(0.3, 0.5)), _kernel.Log(), _kernel.Rate(0.1, 0.0), 0.001, 0.5)
     results = []
-    for kernel in (_kernel.learn_dense, _kernel.reference_dense):
-        coef, state, probas = np.zeros(6), np.array([0.1, 10.0]), np.empty(500)
-        assert kernel(X, y, w, cols, coef, state, 0.3, 0.5, 0.1, 0.0, 0.001, 0.5, probas) == -1
-        results.append((coef, state, probas))
+    coef, state, probas = np.zeros(6), np.array([0.1, 10.0]), np.empty(500)
+    assert _kernel.learn_dense(X, cols, y, w, coef, np.zeros((0, 6)), state, rule, probas) == -1
+    results.append((coef, state, probas))
+    coef, state, probas = np.zeros(6), np.array([0.1, 10.0]), np.empty(500)
+    assert reference_dense(X, y, w, cols, coef, state, 0.3, 0.5, 0.1, 0.0, 0.001, 0.5, probas) == -1
+    results.append((coef, state, probas))
     (c1, s1, p1), (c2, s2, p2) = results
     assert np.max(np.abs(c1 - c2)) <= 1e-12 and np.max(np.abs(s1 - s2)) <= 1e-12
     assert np.max(np.abs(p1 - p2)) <= 1e-12 and s1[1] == 510
@@ -145,7 +149,7 @@ def test_a_scheduler_the_kernel_cannot_express_falls_back_with_identical_results
     data = list(itertools.islice(datasets.Phishing(), 600))
     lr = optim.schedulers.Optimal(optim.losses.Log(), alpha=1e-3)
     batch = LogisticRegression(lr=lr)
-    assert batch._kernel_schedules() is None
+    assert batch._rule() is None
     probas = batch.learn_batch([x for x, _ in data], [y for _, y in data])
     one = LogisticRegression(lr=lr)
     assert np.array_equal(probas, learn_one_loop(one, data, [1.0] * len(data)))

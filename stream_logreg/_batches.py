@@ -1,0 +1,129 @@
+"""Batches through the compiled kernel: columns registered in a model's feature space, steps
+taken on its state, and everything put back if a row's margin overflows.
+
+Inputs arrive checked (labels 0.0/1.0, sample weights, finite values where required); each
+function returns the probability predicted for each row before it was learned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from stream_logreg import _dictstep
+from stream_logreg._checks import nonfinite_error
+from stream_logreg._space import FeatureSpace
+from stream_logreg._state import ModelState
+from stream_logreg.exceptions import MarginError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from stream_logreg._kernel import Rule
+
+
+def learn_dicts(
+    space: FeatureSpace, state: ModelState, rule: Rule, xs: list[dict], labels: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Learn a list of feature dicts, packed into CSR arrays in C."""
+    nnz = sum(map(len, xs))
+    indptr = np.empty(len(xs) + 1, dtype=np.int64)
+    indices = np.empty(nnz, dtype=np.int64)
+    data = np.empty(nnz)
+    n_before = len(space)
+    try:
+        _dictstep.pack(space.index, xs, indptr, indices, data)
+    except BaseException:
+        space.forget_after(n_before)
+        raise
+    return _learn_csr(space, state, rule, (indptr, indices, data), indices, labels, weights, n_before, xs.__getitem__)
+
+
+def learn_dense(
+    space: FeatureSpace,
+    state: ModelState,
+    rule: Rule,
+    values: np.ndarray,
+    columns: Sequence[Any],
+    labels: np.ndarray,
+    weights: np.ndarray,
+    return_probas: bool,
+    row_names: Sequence[Any] | pd.Index | None,
+) -> np.ndarray:
+    """Learn the rows of a 2-D float64 array whose columns are the features ``columns``; a
+    row with a NaN or infinite value is named by ``row_names`` (else its position)."""
+    from stream_logreg import _kernel
+
+    n_before = len(space)
+    cols = space.columns(columns)
+    state.reserve(len(space))
+    saved = state.save(cols)
+    probas = np.empty(len(values) if return_probas else 0)
+    kernel_state = state.kernel_state()
+    bad_row = _kernel.learn_dense(values, cols, labels, weights, state.coef, state.slots, kernel_state, rule, probas)
+    if bad_row >= 0:
+        state.restore(cols, saved, n_before)
+        space.forget_after(n_before)
+        row_name = bad_row if row_names is None else row_names[bad_row]
+        raise nonfinite_error(columns, values[bad_row], row_name) or MarginError(
+            dict(zip(columns, values[bad_row].tolist(), strict=True))
+        )
+    state.advance(kernel_state, len(values))
+    return probas
+
+
+def learn_sparse(
+    space: FeatureSpace,
+    state: ModelState,
+    rule: Rule,
+    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_columns: int,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    row: Callable[[int], dict],
+) -> np.ndarray:
+    """Learn CSR arrays whose column j is the feature named j; only the columns that have
+    entries are registered, in column order."""
+    from stream_logreg import _kernel
+
+    indptr, indices, data = csr
+    n_before = len(space)
+    present = _kernel.present_columns(indices, n_columns)
+    touched = space.add_new(present.tolist())
+    if np.array_equal(touched, present):  # column j is the model's column j (hashed features, say)
+        columns = indices
+    else:
+        lookup = np.zeros(n_columns, dtype=np.int64)
+        lookup[present] = touched
+        columns = lookup[indices]  # the model's column of each entry
+    return _learn_csr(space, state, rule, (indptr, columns, data), touched, labels, weights, n_before, row)
+
+
+def _learn_csr(
+    space: FeatureSpace,
+    state: ModelState,
+    rule: Rule,
+    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
+    touched: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    n_before: int,
+    row: Callable[[int], dict],
+) -> np.ndarray:
+    """Run the CSR kernel on arrays whose columns are registered (the first n_before existed
+    before this batch; ``touched`` lists the columns the batch can change)."""
+    from stream_logreg import _kernel
+
+    state.reserve(len(space))
+    saved = state.save(touched)
+    probas = np.empty(len(labels))
+    kernel_state = state.kernel_state()
+    bad_row = _kernel.learn_csr(*csr, labels, weights, state.coef, state.slots, kernel_state, rule, probas)
+    if bad_row >= 0:
+        state.restore(touched, saved, n_before)
+        space.forget_after(n_before)
+        raise MarginError(row(bad_row))
+    state.advance(kernel_state, len(labels))
+    return probas
