@@ -127,3 +127,20 @@ def _learn_csr(
         raise MarginError(row(bad_row))
     state.advance(kernel_state, len(labels))
     return probas
+
+
+def learn_one_by_one(model: Any, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The path for schedulers the kernel cannot express for a whole batch: the model's
+    predict_proba_one, then learn_one, on each example. On a bad example the model is put
+    back as it was before the batch."""
+    space, state = model._space, model._state
+    saved = (dict(space.index), state.copy())
+    probas = np.empty(len(xs))
+    try:
+        for i, (x, label, weight) in enumerate(zip(xs, labels.tolist(), weights.tolist(), strict=True)):
+            probas[i] = model.predict_proba_one(x)[True]
+            model.learn_one(x, label, weight)
+    except BaseException:
+        space.index, model._state = saved
+        raise
+    return probas

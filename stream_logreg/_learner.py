@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from river import base
 
-from stream_logreg import _batches, _dictstep, _persist, _spec, model_file
+from stream_logreg import _batches, _dictstep, _spec
 from stream_logreg._checks import (
     check_frame,
     check_label,
@@ -22,9 +20,9 @@ from stream_logreg._checks import (
     check_sparse,
 )
 from stream_logreg._math import sigmoid
+from stream_logreg._persist import ModelFile
 from stream_logreg._space import FeatureSpace
 from stream_logreg._state import ModelState
-from stream_logreg.exceptions import ModelFileError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,7 +34,7 @@ if TYPE_CHECKING:
     Rate = float | Scheduler
 
 
-class LogisticRegression(base.MiniBatchClassifier):
+class LogisticRegression(ModelFile, base.MiniBatchClassifier):
     """Binary logistic regression learned online, one SGD step per example.
 
     Each labelled example (x, y) moves the model by one step on the single-sample log loss:
@@ -155,17 +153,11 @@ class LogisticRegression(base.MiniBatchClassifier):
     def _one_step_entry(self, t: int) -> tuple[tuple, int, tuple[float, ...]]:
         """(the parameters, the compiled one-example step, its flat parameters at step t);
         kept in ``_one_step`` while the parameters stay the same, if it holds for every t."""
-        from stream_logreg import _kernel
-
         key = (self.lr, self.intercept_lr, self.l2, self.clip_gradient)
-        rule = _spec.rule_for(*key)
-        constant = rule is not None
-        if rule is None:  # a scheduler the kernel cannot express: its rates at t, as constants
-            rule = _spec.rule_at(t, *key)
-        entry = (key, _kernel.one_step_address(rule), _kernel.flat_params(rule))
-        if constant:
-            self._one_step = entry
-        return entry
+        address, params, for_every_t = _spec.one_step(t, *key)
+        if for_every_t:
+            self._one_step = (key, address, params)
+        return key, address, params
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
         """Return ``{False: 1 - p, True: p}`` with p = g(theta^T x + b)."""
@@ -197,7 +189,7 @@ class LogisticRegression(base.MiniBatchClassifier):
         weights = check_sample_weights(ws, len(xs))
         rule = self._rule()
         if rule is None:
-            return self._learn_one_by_one(xs, labels, weights)
+            return _batches.learn_one_by_one(self, xs, labels, weights)
         return _batches.learn_dicts(self._space, self._state, rule, xs, labels, weights)
 
     def learn_many(
@@ -240,7 +232,7 @@ class LogisticRegression(base.MiniBatchClassifier):
         rule = self._rule()
         if rule is None:
             xs = [dict(zip(columns, row, strict=True)) for row in values.tolist()]
-            return self._learn_one_by_one(xs, labels, weights)
+            return _batches.learn_one_by_one(self, xs, labels, weights)
         args = (values, columns, labels, weights, return_probas, row_names)
         return _batches.learn_dense(self._space, self._state, rule, *args)
 
@@ -255,25 +247,9 @@ class LogisticRegression(base.MiniBatchClassifier):
 
         rule = self._rule()
         if rule is None:
-            self._learn_one_by_one([row(i) for i in range(len(labels))], labels, weights)
+            _batches.learn_one_by_one(self, [row(i) for i in range(len(labels))], labels, weights)
             return
         _batches.learn_sparse(self._space, self._state, rule, (indptr, indices, data), X.shape[1], labels, weights, row)
-
-    def _learn_one_by_one(self, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-        """The path for schedulers the kernel cannot express: learn_one on each example.
-
-        On a bad example the model is put back as it was before the batch.
-        """
-        saved = (dict(self._space.index), self._state.copy())
-        probas = np.empty(len(xs))
-        try:
-            for i, (x, label, weight) in enumerate(zip(xs, labels.tolist(), weights.tolist(), strict=True)):
-                probas[i] = self.predict_proba_one(x)[True]
-                self.learn_one(x, label, weight)
-        except BaseException:
-            self._space.index, self._state = saved
-            raise
-        return probas
 
     def _rule(self) -> Rule | None:
         """The kernel's rule for every step, or None when a rate is a scheduler it cannot express."""
@@ -295,54 +271,6 @@ class LogisticRegression(base.MiniBatchClassifier):
     def predict_many(self, X: pd.DataFrame) -> pd.Series:
         """Return a boolean Series, True where the probability of True exceeds 0.5."""
         return self.predict_proba_many(X)[True] > 0.5
-
-    # -- files ----------------------------------------------------------------------------
-
-    def save(self, path: str | Path, progress: dict[str, Any] | None = None) -> None:
-        """Write the model to ``path`` as a checksummed JSON document, atomically.
-
-        Floats round-trip bit for bit. Feature names must be str or int. ``progress``
-        (JSON-ready data: how far a replay or a consumer got, its metrics) is stored
-        alongside and read back by :meth:`load_with_progress`.
-
-        >>> import os, tempfile
-        >>> model = LogisticRegression()
-        >>> model.learn_one({"a": 1.0}, True)
-        >>> path = os.path.join(tempfile.mkdtemp(), "model.json")
-        >>> model.save(path)
-        >>> LogisticRegression.load(path).weights == model.weights
-        True
-        """
-        payload = self.to_payload()
-        if progress is not None:
-            payload["progress"] = progress
-        model_file.write_document(path, _persist.MODEL_FORMAT, _persist.MODEL_FORMAT_VERSION, payload)
-
-    @classmethod
-    def load(cls, path: str | Path) -> LogisticRegression:
-        """Read a model written by :meth:`save`; raise ModelFileError if the file is bad."""
-        return cls.load_with_progress(path)[0]
-
-    @classmethod
-    def load_with_progress(cls, path: str | Path) -> tuple[LogisticRegression, dict[str, Any] | None]:
-        """Read a model and the progress saved with it (None if there is none)."""
-        payload = model_file.read_document(path, _persist.MODEL_FORMAT, _persist.MODEL_FORMAT_VERSION)
-        try:
-            return cls.from_payload(payload), payload.get("progress")
-        except (KeyError, TypeError, ValueError) as e:
-            raise ModelFileError(path, f"the model inside is invalid ({e})", "save the model again") from None
-
-    def to_payload(self) -> dict[str, Any]:
-        """The model's state as plain JSON-ready data (parameters, step count, weights)."""
-        params = {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
-        return _persist.to_payload(params, self._space, self._state)
-
-    @classmethod
-    def from_payload(cls, payload: Mapping[str, Any]) -> LogisticRegression:
-        """Rebuild a model from :meth:`to_payload`'s output, checking every field."""
-        model = cls(**_persist.params_from_payload(payload))
-        _persist.restore(payload, model._space, model._state)
-        return model
 
 
 def _is_frame(X: Any) -> bool:

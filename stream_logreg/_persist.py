@@ -1,21 +1,24 @@
-"""A LogisticRegression as plain JSON-ready data, and back, every field checked.
-
-The checksummed file around it is :mod:`stream_logreg.model_file`'s.
+"""A model as plain JSON-ready data, and back, every field checked; :class:`ModelFile` gives
+a model ``save`` and ``load``. The checksummed file format is :mod:`stream_logreg.model_file`'s.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import numbers
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self
 
+from stream_logreg import model_file
 from stream_logreg._checks import check_real
+from stream_logreg._space import FeatureSpace
+from stream_logreg._state import ModelState
+from stream_logreg.exceptions import ModelFileError
 
 if TYPE_CHECKING:
-    from stream_logreg._space import FeatureSpace
     from stream_logreg._spec import Rate
-    from stream_logreg._state import ModelState
 
 MODEL_FORMAT = "stream_logreg.model"
 MODEL_FORMAT_VERSION = 1
@@ -62,6 +65,61 @@ def restore(payload: Mapping[str, Any], space: FeatureSpace, state: ModelState) 
             raise TypeError(f"feature name {name!r} is not a str or int, or is repeated")
         state.coef[len(index)] = _finite_float(f"weight {name!r}", value)
         index[name] = len(index)
+
+
+class ModelFile:
+    """Saving and loading, for a model with ``_space``, ``_state`` and a constructor whose
+    parameters are its attributes (river's convention)."""
+
+    _space: FeatureSpace
+    _state: ModelState
+
+    def save(self, path: str | Path, progress: dict[str, Any] | None = None) -> None:
+        """Write the model to ``path`` as a checksummed JSON document, atomically.
+
+        Floats round-trip bit for bit. Feature names must be str or int. ``progress``
+        (JSON-ready data: how far a replay or a consumer got, its metrics) is stored
+        alongside and read back by :meth:`load_with_progress`.
+
+        >>> import os, tempfile
+        >>> from stream_logreg import LogisticRegression
+        >>> model = LogisticRegression()
+        >>> model.learn_one({"a": 1.0}, True)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.json")
+        >>> model.save(path)
+        >>> LogisticRegression.load(path).weights == model.weights
+        True
+        """
+        payload = self.to_payload()
+        if progress is not None:
+            payload["progress"] = progress
+        model_file.write_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION, payload)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        """Read a model written by :meth:`save`; raise ModelFileError if the file is bad."""
+        return cls.load_with_progress(path)[0]
+
+    @classmethod
+    def load_with_progress(cls, path: str | Path) -> tuple[Self, dict[str, Any] | None]:
+        """Read a model and the progress saved with it (None if there is none)."""
+        payload = model_file.read_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
+        try:
+            return cls.from_payload(payload), payload.get("progress")
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(path, f"the model inside is invalid ({e})", "save the model again") from None
+
+    def to_payload(self) -> dict[str, Any]:
+        """The model's state as plain JSON-ready data (parameters, step count, weights)."""
+        params = {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+        return to_payload(params, self._space, self._state)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any]) -> Self:
+        """Rebuild a model from :meth:`to_payload`'s output, checking every field."""
+        model = cls(**params_from_payload(payload))
+        restore(payload, model._space, model._state)
+        return model
 
 
 def _finite_float(what: str, value: Any) -> float:

@@ -36,6 +36,21 @@ def rule_at(t: int, lr: Rate, intercept_lr: Rate, l2: float, clip_gradient: floa
     return _rule(KernelRate(rate_at(lr, t), 0.0), KernelRate(rate_at(intercept_lr, t), 0.0), l2, clip_gradient)
 
 
+def one_step(
+    t: int, lr: Rate, intercept_lr: Rate, l2: float, clip_gradient: float
+) -> tuple[int, tuple[float, ...], bool]:
+    """For ``_dictstep.step`` at step t: the compiled one-example step's address, the rule's
+    flat parameters, and whether those hold for every t (no scheduler the kernel cannot
+    express)."""
+    from stream_logreg import _kernel
+
+    rule = rule_for(lr, intercept_lr, l2, clip_gradient)
+    for_every_t = rule is not None
+    if rule is None:
+        rule = rule_at(t, lr, intercept_lr, l2, clip_gradient)
+    return _kernel.one_step_address(rule), _kernel.flat_params(rule), for_every_t
+
+
 def _rule(lr: Any, intercept_lr: Any, l2: float, clip_gradient: float) -> Rule:
     from stream_logreg import _kernel
 
