@@ -1,14 +1,19 @@
 """The processing step replay and the consumer service share: learn a block of decoded
-examples in order, one step each, predicting each before learning it (progressive
-validation), and refusing only the examples whose margin overflows.
+examples in order, one step each, predicting each before learning it and scoring that
+prediction (progressive validation), and refusing only the examples whose margin
+overflows. Pure: no Kafka, no files; the caller does what it does with the refused ones
+(dead letters, skipped lines) and the predictions.
 
 >>> from stream_logreg import LogisticRegression
->>> model = LogisticRegression(lr=0.5)
->>> done = learn_examples(model, [{"a": 1e200}, {"a": 1e200}, {"b": 1.0}], [True, True, False])
+>>> from stream_logreg.evaluate import ProgressiveMetrics
+>>> model, metrics = LogisticRegression(lr=0.5), ProgressiveMetrics()
+>>> done = learn_examples(model, metrics, [{"a": 1e200}, {"a": 1e200}, {"b": 1.0}], [True, True, False])
 >>> done.learned, [position for position, _ in done.refused], done.probas.round(4).tolist(), done.version
 ([0, 2], [1], [0.5, 0.5012], 0)
 >>> done.refused[0][1][:45]  # the second's margin overflows: refused, the model as it was
 'the margin theta^T x + b is not finite on x={'
+>>> metrics.n  # the two learned were scored
+2
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from stream_logreg._learner import LogisticRegression
+from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import MarginError
 
 __all__ = ["Learned", "learn_examples", "learn_rows"]
@@ -36,9 +42,18 @@ class Learned(NamedTuple):
     version: int
 
 
-def learn_examples(model: LogisticRegression, xs: list[dict[str, float]], ys: list[bool]) -> Learned:
-    """Learn the dicts in order: the whole block through the kernel, or, when an example's
-    margin overflows (the kernel then undoes the block), one by one so only it is refused."""
+def learn_examples(
+    model: LogisticRegression, metrics: ProgressiveMetrics, xs: list[dict[str, float]], ys: list[bool]
+) -> Learned:
+    """Learn the dicts in order and score their predictions: the whole block through the
+    kernel, or, when an example's margin overflows (the kernel then undoes the block), one
+    by one so only it is refused."""
+    done = _learn_dicts(model, xs, ys)
+    metrics.update(done.probas, done.labels)
+    return done
+
+
+def _learn_dicts(model: LogisticRegression, xs: list[dict[str, float]], ys: list[bool]) -> Learned:
     version = model.n_steps
     try:
         probas = model.learn_batch(xs, ys)
@@ -58,7 +73,9 @@ def learn_examples(model: LogisticRegression, xs: list[dict[str, float]], ys: li
     return Learned(list(range(len(xs))), probas, np.array(ys, dtype=np.float64), [], version)
 
 
-def learn_rows(model: LogisticRegression, features: list[str], values: np.ndarray, labels: np.ndarray) -> Learned:
+def learn_rows(
+    model: LogisticRegression, metrics: ProgressiveMetrics, features: list[str], values: np.ndarray, labels: np.ndarray
+) -> Learned:
     """Learn the rows of a float64 matrix (columns named ``features``, labels 0.0/1.0, all
     finite) in order, as :func:`learn_examples` learns dicts, without making them."""
     version = model.n_steps
@@ -66,5 +83,6 @@ def learn_rows(model: LogisticRegression, features: list[str], values: np.ndarra
         probas = model.learn_array(values, features, labels)
     except MarginError:
         xs = [dict(zip(features, row, strict=True)) for row in values.tolist()]
-        return learn_examples(model, xs, [label == 1.0 for label in labels.tolist()])
+        return learn_examples(model, metrics, xs, [label == 1.0 for label in labels.tolist()])
+    metrics.update(probas, labels)
     return Learned(list(range(len(values))), probas, labels, [], version)

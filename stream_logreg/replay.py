@@ -152,10 +152,9 @@ def _learn(
     ys: list[bool],
     lines: list[int],
 ) -> None:
-    done = learn_examples(model, xs, ys)
+    done = learn_examples(model, metrics, xs, ys)
     for position, reason in done.refused:
         state.skip(lines[position], reason, "the margin is not finite (the features are too large)")
-    metrics.update(done.probas, done.labels)
     state.learned += len(done.learned)
 
 

@@ -360,7 +360,6 @@ def test_a_revocation_learns_the_batches_still_decoding_before_it_checkpoints_an
     commits: list = []
     tp = TopicPartition("t", 0)
     service.consumer = types.SimpleNamespace(assignment=lambda: {tp}, commit_async=commits.append)  # type: ignore[assignment]
-    service.producer = None
     values: list[bytes | None] = [json.dumps(r).encode() for r in data]
     messages = RecordBlock("t", 0, list(range(100, 150)), [None] * 50, values)
     service.decoding.append((0, messages, service.decoder.submit(service.rows.decode, values)))
@@ -392,13 +391,12 @@ def test_a_block_longer_than_checkpoint_every_is_checkpointed_every_n_records(tm
         assert latest(tmp_path).progress["offsets"] == {str(t.partition): o.offset for t, o in offsets.items()}
 
     service.consumer = types.SimpleNamespace(assignment=lambda: {tp}, commit_async=commit_async)  # type: ignore[assignment]
-    service.producer = None
     values: list[bytes | None] = [json.dumps(r).encode() for r in data]
     service._decode(0, RecordBlock("t", 0, list(range(1000, 1250)), [None] * 250, values))
     service._learn_decoded()
     service.decoder.shutdown()
     assert commits == [{0: 1100}, {0: 1200}]
-    assert service.since_checkpoint == 50
+    assert service.checkpoints.since == 50
     assert service.model.n_steps == 250
 
 

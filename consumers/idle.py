@@ -1,0 +1,58 @@
+"""Waiting without spinning: for the topic to exist, and to know whether there is nothing
+left to read (what --idle-timeout counts). Neither mistakes a broker that does not answer
+for an empty topic.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafka.errors import KafkaError
+
+from consumers.config import ServiceConfig, event
+from stream_logreg.kafka_admin import partition_count
+
+__all__ = ["caught_up", "wait_for_topic"]
+
+
+def caught_up(consumer: Any, config: ServiceConfig, joined: bool) -> bool:
+    """Whether there is nothing to read: the group has given this instance its share
+    and the broker says every partition of it is read to its end. An unreachable
+    broker, a group still joining or records not yet read are not idleness."""
+    assigned = consumer.assignment()
+    try:
+        ends = consumer.end_offsets(list(assigned), timeout_ms=5000) if assigned else {}
+        if not assigned:
+            partition_count(config.bootstrap_servers, config.topic)  # does the broker answer?
+    except KafkaError as e:
+        event("idle_clock_held", reason=f"the broker does not answer ({e})")
+        return False
+    if not joined:
+        return False
+    return all(ends[tp] <= consumer.position(tp, timeout_ms=5000) for tp in assigned)
+
+
+def wait_for_topic(config: ServiceConfig, stop_requested: Callable[[], bool]) -> bool:
+    """Wait, without spinning, until the topic exists; False when a stop or the idle
+    timeout (counted while the broker answers) comes first."""
+    since, said = time.monotonic(), ""
+    while not stop_requested():
+        try:
+            if partition_count(config.bootstrap_servers, config.topic) > 0:
+                return True
+            reason = "the topic does not exist yet"
+        except KafkaError as e:
+            reason, since = f"the broker does not answer ({e})", time.monotonic()
+        if reason != said:
+            event("waiting_for_topic", topic=config.topic, reason=reason)
+            said = reason
+        if time.monotonic() - since > (config.idle_timeout or math.inf):
+            event("idle", seconds=config.idle_timeout, reason="the topic never appeared")
+            return False
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and not stop_requested():
+            time.sleep(0.05)
+    return False
