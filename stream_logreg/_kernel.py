@@ -49,7 +49,7 @@ from stream_logreg._paths import use_user_cache_for_numba
 use_user_cache_for_numba()
 
 _sigmoid = njit(cache=True)(_math.sigmoid)
-_log_loss_gradient = njit(cache=True)(_math.log_loss_gradient)
+_log_loss_gradient = njit(cache=True, inline="always")(_math.log_loss_gradient)
 
 
 # -- the parts of a step, as typed records ---------------------------------------------------
