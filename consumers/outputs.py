@@ -95,10 +95,8 @@ class Outputs:
         self.unflushed += 1
         if self.unflushed >= MAX_UNFLUSHED:  # kafka-python's producer has no memory bound of its own
             self.unflushed = 0
-            try:
-                self.producer.flush(timeout=30)
-            except Exception as e:  # the broker is away: the records wait in the producer, and it retries
-                event("producer_behind", error=str(e))
+            if (why := self.flush(timeout=30)) is not None:  # the broker is away: the records wait and retry
+                event("producer_behind", error=why)
 
     def flush(self, timeout: float) -> str | None:
         """Wait until everything sent is on the broker; why not, if it could not be."""

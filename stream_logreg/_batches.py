@@ -28,6 +28,8 @@ def learn_dicts(
     space: FeatureSpace, state: ModelState, rule: Rule, xs: list[dict], labels: np.ndarray, weights: np.ndarray
 ) -> np.ndarray:
     """Learn a list of feature dicts, packed into CSR arrays in C."""
+    from stream_logreg import _kernel
+
     nnz = sum(map(len, xs))
     indptr = np.empty(len(xs) + 1, dtype=np.int64)
     indices = np.empty(nnz, dtype=np.int64)
@@ -38,7 +40,12 @@ def learn_dicts(
     except BaseException:
         space.forget_after(n_before)
         raise
-    return _learn_csr(space, state, rule, (indptr, indices, data), indices, labels, weights, n_before, xs.__getitem__)
+    probas = np.empty(len(xs))
+    bad_row = _run(_kernel.learn_csr, (indptr, indices, data), space, state, rule, indices, n_before, labels, weights,
+                   probas)  # fmt: skip
+    if bad_row >= 0:
+        raise MarginError(xs[bad_row])
+    return probas
 
 
 def learn_dense(
@@ -58,19 +65,13 @@ def learn_dense(
 
     n_before = len(space)
     cols = space.columns(columns)
-    state.reserve(len(space))
-    saved = state.save(cols)
     probas = np.empty(len(values) if return_probas else 0)
-    kernel_state = state.kernel_state()
-    bad_row = _kernel.learn_dense(values, cols, labels, weights, state.coef, state.slots, kernel_state, rule, probas)
+    bad_row = _run(_kernel.learn_dense, (values, cols), space, state, rule, cols, n_before, labels, weights, probas)
     if bad_row >= 0:
-        state.restore(cols, saved, n_before)
-        space.forget_after(n_before)
         row_name = bad_row if row_names is None else row_names[bad_row]
         raise nonfinite_error(columns, values[bad_row], row_name) or MarginError(
             dict(zip(columns, values[bad_row].tolist(), strict=True))
         )
-    state.advance(kernel_state, len(values))
     return probas
 
 
@@ -98,35 +99,40 @@ def learn_sparse(
         lookup = np.zeros(n_columns, dtype=np.int64)
         lookup[present] = touched
         columns = lookup[indices]  # the model's column of each entry
-    return _learn_csr(space, state, rule, (indptr, columns, data), touched, labels, weights, n_before, row)
+    probas = np.empty(len(labels))
+    bad_row = _run(_kernel.learn_csr, (indptr, columns, data), space, state, rule, touched, n_before, labels, weights,
+                   probas)  # fmt: skip
+    if bad_row >= 0:
+        raise MarginError(row(bad_row))
+    return probas
 
 
-def _learn_csr(
+def _run(
+    driver: Callable[..., int],
+    inputs: tuple[np.ndarray, ...],
     space: FeatureSpace,
     state: ModelState,
     rule: Rule,
-    csr: tuple[np.ndarray, np.ndarray, np.ndarray],
     touched: np.ndarray,
+    n_before: int,
     labels: np.ndarray,
     weights: np.ndarray,
-    n_before: int,
-    row: Callable[[int], dict],
-) -> np.ndarray:
-    """Run the CSR kernel on arrays whose columns are registered (the first n_before existed
-    before this batch; ``touched`` lists the columns the batch can change)."""
-    from stream_logreg import _kernel
-
+    probas: np.ndarray,
+) -> int:
+    """Run a kernel driver over inputs whose columns are registered (the first n_before
+    existed before this batch; ``touched`` lists the columns it can change). Return -1, or
+    the index of the row whose margin is not finite, with the state and the space put
+    back as they were."""
     state.reserve(len(space))
     saved = state.save(touched)
-    probas = np.empty(len(labels))
     kernel_state = state.kernel_state()
-    bad_row = _kernel.learn_csr(*csr, labels, weights, state.coef, state.slots, kernel_state, rule, probas)
+    bad_row = driver(*inputs, labels, weights, state.coef, state.slots, kernel_state, rule, probas)
     if bad_row >= 0:
         state.restore(touched, saved, n_before)
         space.forget_after(n_before)
-        raise MarginError(row(bad_row))
-    state.advance(kernel_state, len(labels))
-    return probas
+    else:
+        state.advance(kernel_state, len(labels))
+    return bad_row
 
 
 def learn_one_by_one(model: Any, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:

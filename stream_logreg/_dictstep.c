@@ -102,22 +102,16 @@ static int margin_error(PyObject *x) {
     return -1;
 }
 
-/* z = sum_j w_j x_j + b in x's key order. When values/columns are given (room for len(x)
- * each), each x_j and its column (-1 if new) are kept there for the update pass. */
+/* z = sum_j w_j x_j + b in x's key order, checking every value of x. */
 static int compute_margin(PyObject *index, const double *coef, PyObject *x, double intercept,
-                          double *out, double *values, Py_ssize_t *columns) {
-    Py_ssize_t pos = 0, i = 0, col;
+                          double *out) {
+    Py_ssize_t pos = 0, col;
     PyObject *key, *value;
     double z = 0.0, v;
     while (PyDict_Next(x, &pos, &key, &value)) {
         if (read_value(key, value, &v) < 0) return -1;
         if ((col = column_of(index, key)) == -2) return -1;
         z += (col >= 0 ? coef[col] : 0.0) * v;
-        if (values != NULL) {
-            values[i] = v;
-            columns[i] = col;
-            i++;
-        }
     }
     z += intercept;
     if (!isfinite(z)) return margin_error(x);
@@ -134,7 +128,7 @@ static PyObject *margin(PyObject *self, PyObject *args) {
                           &intercept))
         return NULL;
     if (get_buffer(coef_obj, &coef, "d", "coef", 1) < 0) return NULL;
-    failed = compute_margin(index, coef.buf, x, intercept, &z, NULL, NULL);
+    failed = compute_margin(index, coef.buf, x, intercept, &z);
     PyBuffer_Release(&coef);
     return failed ? NULL : PyFloat_FromDouble(z);
 }

@@ -27,11 +27,9 @@ from stream_logreg._state import ModelState
 if TYPE_CHECKING:
     import pandas as pd
     import scipy.sparse
-    from river.optim.base import Scheduler
 
     from stream_logreg._kernel import Rule
-
-    Rate = float | Scheduler
+    from stream_logreg._spec import Rate
 
 
 class LogisticRegression(ModelFile, base.MiniBatchClassifier):
@@ -146,8 +144,8 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
             if state.coef.flags.writeable:
                 raise
             state.reserve(len(state.coef))  # a read-only model copies its arrays on its first step
-            state.intercept = _dictstep.step(entry[1], index, state.coef, state.slots, x, label, weight, entry[2],
-                                             state.intercept, t)  # fmt: skip
+            self.learn_one(x, label, weight)
+            return
         state.n_steps = t + 1
 
     def _one_step_entry(self, t: int) -> tuple[tuple, int, tuple[float, ...]]:
