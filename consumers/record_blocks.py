@@ -60,8 +60,9 @@ class Record(NamedTuple):
 
 
 class RecordBlock:
-    """Consecutive records of one partition, in offset order, as parallel lists; a block
-    of records that could not be read has a ``problem`` shared by all."""
+    """Consecutive records of one partition, in offset order, as parallel lists;
+    ``problems`` (None when every record was read, the usual case) says, per record, why
+    it could not be read."""
 
     __slots__ = ("keys", "offsets", "partition", "problems", "topic", "values")
 
@@ -71,7 +72,7 @@ class RecordBlock:
     ) -> None:  # fmt: skip
         self.topic, self.partition = topic, partition
         self.offsets, self.keys, self.values = offsets, keys, values
-        self.problems: list[str | None] = problems if problems is not None else [None] * len(offsets)
+        self.problems = problems
 
     @classmethod
     def join(cls, blocks: list[RecordBlock]) -> RecordBlock:
@@ -85,8 +86,12 @@ class RecordBlock:
             [o for b in blocks for o in b.offsets],
             [k for b in blocks for k in b.keys],
             [v for b in blocks for v in b.values],
-            [p for b in blocks for p in b.problems],
+            None if all(b.problems is None for b in blocks) else [p for b in blocks for p in b.problems_or_none()],
         )
+
+    def problems_or_none(self) -> list[str | None]:
+        """``problems``, or a None for each record when every record was read."""
+        return self.problems if self.problems is not None else [None] * len(self.offsets)
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -97,12 +102,14 @@ class RecordBlock:
     def __getitem__(self, i: slice) -> RecordBlock: ...
     def __getitem__(self, i: int | slice) -> Record | RecordBlock:
         if isinstance(i, slice):
-            return RecordBlock(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i],
-                               self.problems[i])  # fmt: skip
-        return Record(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i], self.problems[i])
+            problems = None if self.problems is None else self.problems[i]
+            return RecordBlock(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i], problems)
+        problem = None if self.problems is None else self.problems[i]
+        return Record(self.topic, self.partition, self.offsets[i], self.keys[i], self.values[i], problem)
 
     def __iter__(self) -> Iterator[Record]:
-        for offset, key, value, problem in zip(self.offsets, self.keys, self.values, self.problems, strict=True):
+        for offset, key, value, problem in zip(self.offsets, self.keys, self.values, self.problems_or_none(),
+                                               strict=True):  # fmt: skip
             yield Record(self.topic, self.partition, offset, key, value, problem)
 
 

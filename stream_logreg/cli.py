@@ -1,4 +1,4 @@
-"""The ``stream-logreg`` command: ``replay``, ``broker`` and ``produce``.
+"""The ``stream-logreg`` command: ``replay``, ``consume``, ``demo``, ``inspect``, ``broker`` and ``produce``.
 
 Bad input gets one line on stderr naming the problem and the fix, and exit status 2.
 """
@@ -275,7 +275,7 @@ def run_produce(args: argparse.Namespace) -> int:
     from kafka.errors import KafkaError
 
     from stream_logreg.kafka_admin import ensure_topic
-    from stream_logreg.sources import Row, dataset_records, file_format, read_rows
+    from stream_logreg.sources import Row, dataset_rows, file_format, read_rows
 
     if (args.path is None) == (args.dataset is None):
         raise UsageError("give either a PATH or --dataset (one of them)")
@@ -284,7 +284,7 @@ def run_produce(args: argparse.Namespace) -> int:
         raise UsageError("produce takes --categorical as a list of fields or 'none', not 'auto'")
     schema = schema_from(args, args.target, categorical)
     if args.dataset:
-        rows: Iterator[Row] = (Row(i + 1, r, None) for i, r in enumerate(dataset_records(args.dataset, args.target)))
+        rows: Iterator[Row] = dataset_rows(args.dataset, args.target)
     else:
         if not Path(args.path).is_file():
             raise UsageError(f"{args.path} does not exist; check the path")
@@ -301,8 +301,8 @@ def run_produce(args: argparse.Namespace) -> int:
             f"no Kafka broker answers at {args.bootstrap_servers} (waited 10 s); "
             "start one with 'stream-logreg broker' or fix --bootstrap-servers"
         ) from None
-    sent = acknowledged = 0
-    malformed: list[Row] = []
+    sent = acknowledged = malformed = 0
+    first_malformed: Row | None = None
 
     def on_ack(_: Any) -> None:
         nonlocal acknowledged
@@ -311,7 +311,8 @@ def run_produce(args: argparse.Namespace) -> int:
     start = time.monotonic()
     for row in rows:
         if row.record is None:
-            malformed.append(row)
+            malformed += 1
+            first_malformed = first_malformed or row
             continue
         if args.key is not None and args.key not in row.record:
             raise UsageError(f"line {row.line} has no column {args.key!r} for --key; pick an existing column")
@@ -326,8 +327,8 @@ def run_produce(args: argparse.Namespace) -> int:
     producer.flush()
     producer.close()
     print(f"sent {sent} records to {args.topic}; {acknowledged} acknowledged")
-    if malformed:
-        print(f"skipped {len(malformed)} malformed rows; the first: line {malformed[0].line}: {malformed[0].error}",
+    if first_malformed is not None:
+        print(f"skipped {malformed} malformed rows; the first: line {first_malformed.line}: {first_malformed.error}",
               file=sys.stderr)  # fmt: skip
     return 0 if acknowledged == sent else 1
 

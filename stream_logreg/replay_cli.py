@@ -31,7 +31,7 @@ from stream_logreg.evaluate import ProgressiveMetrics, plot_curve
 from stream_logreg.exceptions import DataFileError, ModelFileError, UsageError
 from stream_logreg.options import MODEL_OPTIONS, categorical_names, flag, model_params, names, schema_from
 from stream_logreg.replay import ReplayState, replay, replay_columns
-from stream_logreg.sources import ReadPosition, Row, column_batches, dataset_records, file_format, header, read_rows
+from stream_logreg.sources import ReadPosition, Row, column_batches, dataset_rows, file_format, header, read_rows
 
 __all__ = [
     "run_replay",
@@ -53,7 +53,7 @@ class Source:
 
     def rows(self, target: str, position: ReadPosition) -> Iterator[Row]:
         if self.path is None:
-            return (Row(i + 1, record, None) for i, record in enumerate(dataset_records(self.name[8:], target)))
+            return dataset_rows(self.name.removeprefix("dataset:"), target)
         return read_rows(self.path, position)
 
 
