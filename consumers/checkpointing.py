@@ -18,7 +18,7 @@ from typing import Any
 
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from consumers.checkpoints import Checkpoint, StateStore
+from consumers.checkpoints import Checkpoint, CheckpointStore
 from consumers.config import ServiceConfig, event
 from consumers.outputs import Outputs
 from stream_logreg import LogisticRegression
@@ -26,23 +26,24 @@ from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import ServiceStartError
 from stream_logreg.options import flag
 
-__all__ = ["Checkpointer", "Failure"]
+__all__ = ["Checkpointer", "Failure", "checkpoint_due"]
 
 _COMMIT_METADATA = re.compile(r"[0-9a-f]{32}:\d+:([0-9a-f]{12})")  # instance:checkpoint:store key
 
 
 class Failure(Exception):
-    """The service cannot go on: it stops, committing nothing more, and exits with ``status``."""
+    """The service cannot go on: it stops, committing nothing more, and exits with ``status``
+    (``retry``: ``consume`` starts it again, from its state)."""
 
-    def __init__(self, status: int, why: str) -> None:
+    def __init__(self, status: int, why: str, retry: bool = False) -> None:
         super().__init__(why)
-        self.status = status
+        self.status, self.retry = status, retry
 
 
 class Checkpointer:
     """The checkpoints of one service in its state store."""
 
-    def __init__(self, config: ServiceConfig, store: StateStore, outputs: Outputs) -> None:
+    def __init__(self, config: ServiceConfig, store: CheckpointStore, outputs: Outputs) -> None:
         self.config, self.store, self.outputs = config, store, outputs
         self.version = 0  # of the newest checkpoint
         self.since = 0  # records processed since it
@@ -72,13 +73,14 @@ class Checkpointer:
         self.version, self.fresh = restored.version, False
         return restored
 
+    def fold_changes(self) -> None:
+        """Nothing to fold: in this mode each instance learns a model of its own."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
     def due(self) -> bool:
-        if self.since == 0:
-            return False
-        return (
-            self.since >= self.config.checkpoint_every
-            or time.monotonic() - self.last >= self.config.checkpoint_interval
-        )
+        return checkpoint_due(self.config, self.since, self.last)
 
     def write(
         self, model: LogisticRegression, metrics: ProgressiveMetrics, counters: dict, positions: dict[int, int]
@@ -140,6 +142,13 @@ class Checkpointer:
         if metadata.startswith(self.store.instance_id + ":"):
             return mine if mine is not None else committed.offset
         return max(committed.offset, mine or 0)
+
+
+def checkpoint_due(config: ServiceConfig, since: int, last: float) -> bool:
+    """Whether a checkpoint is due, ``since`` records and ``last`` (monotonic) after the last."""
+    if since == 0:
+        return False
+    return since >= config.checkpoint_every or time.monotonic() - last >= config.checkpoint_interval
 
 
 def _resident_mb() -> float:

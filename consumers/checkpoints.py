@@ -44,23 +44,22 @@ _PROGRESS = {"instance": str, "topic": str, "offsets": dict, "counters": dict, "
 class Checkpoint:
     """One loaded checkpoint."""
 
-    path: Path
+    path: Path | None  # None: not from a folder
     version: int
     model: LogisticRegression
     progress: dict[str, Any]
 
 
 class StateStore(Protocol):
-    """Where the service keeps its state: a checkpoint folder today (CheckpointStore); a
-    compacted Kafka topic can be another. ``key`` names the store's home in commit metadata."""
+    """Where the service keeps its state, and who owns it: a checkpoint folder
+    (CheckpointStore, at least once) or a compacted Kafka topic (consumers/state_topic.py,
+    exactly once). ``key`` names the store's home; ``lock`` takes it for this process."""
 
     instance_id: str
     key: str
 
     def lock(self) -> None: ...
     def unlock(self) -> None: ...
-    def latest(self) -> Checkpoint | None: ...
-    def write(self, model: LogisticRegression, progress: dict[str, Any]) -> Checkpoint: ...
 
 
 class CheckpointStore:

@@ -51,7 +51,7 @@ class ServiceConfig:
     topic: str
     group_id: str
     target: str
-    checkpoint_dir: Path
+    checkpoint_dir: Path | None  # at-least-once only: the exactly-once mode keeps its state in Kafka
     features: tuple[str, ...] | None = None
     drop: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
@@ -70,6 +70,26 @@ class ServiceConfig:
     keep_checkpoints: int = 3
     curve_every: int = 10_000
     max_poll_records: int = 5000
+    processing_guarantee: str = "at-least-once"  # or "exactly-once"
+    instance_id: str = ""  # exactly-once: names this instance's snapshot and transactions
+    state_topic_name: str | None = None  # exactly-once: default <group>-<topic>-state
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.processing_guarantee == "exactly-once"
+
+    @property
+    def state_topic(self) -> str:
+        return self.state_topic_name or f"{self.group_id}-{self.topic}-state"
+
+    @property
+    def changes_topic(self) -> str:
+        """Where the group's instances exchange their models' changes."""
+        return f"{self.state_topic}-changes"
+
+    @property
+    def transactional_id(self) -> str:
+        return f"{self.state_topic}.{self.instance_id}"
 
 
 def consumer_settings(config: ServiceConfig) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """The records the service produces about the records it reads: a prediction for each one
 learned, a dead letter for each one it cannot learn.
 
-Both are produced at least once: after a crash, those sent since the last checkpoint are
-sent again. A send that fails is logged with where its record came from; the service goes
-on. Without a predictions or dead-letter topic there is no producer, and dead letters are
-logged.
+At least once, by default: after a crash, those sent since the last checkpoint are sent
+again. Exactly once with ``--processing-guarantee exactly-once``: the producer is
+transactional, and what it sends between two checkpoints is committed with the second one
+(consumers/transactional.py), or aborted with it. A send that fails is logged with where its
+record came from; the service goes on. Without a predictions or dead-letter topic (and at
+least once) there is no producer, and dead letters are logged.
 """
 
 from __future__ import annotations
@@ -45,7 +47,17 @@ class Outputs:
                 ensure_topic(self.config.bootstrap_servers, topic)
             except KafkaError as e:
                 event("topic_not_created", topic=topic, error=str(e))
-        if topics:
+        if self.config.exactly_once:
+            self.producer = KafkaProducer(
+                bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=20,
+                transactional_id=self.config.transactional_id,
+                # A transaction is open from one checkpoint to the next; a stalled instance's
+                # is aborted by the broker this long after it began.
+                transaction_timeout_ms=int(1000 * (self.config.checkpoint_interval + 30)),
+            )  # fmt: skip
+            self.producer.init_transactions()  # aborts what a crashed run of this instance left open
+            self.producer.begin_transaction()
+        elif topics:
             self.producer = KafkaProducer(bootstrap_servers=self.config.bootstrap_servers, acks="all", linger_ms=20)
 
     def predictions(

@@ -37,6 +37,7 @@ from consumers.outputs import Outputs
 from consumers.processor import RecordProcessor
 from consumers.record_blocks import RecordBlock, read_in_blocks
 from consumers.telemetry import Snapshot, Telemetry
+from consumers.transactional import TransactionalCheckpointer
 from stream_logreg import LogisticRegression
 from stream_logreg.decode import JsonRows, Rows, Schema
 from stream_logreg.evaluate import ProgressiveMetrics
@@ -61,14 +62,19 @@ class ConsumerService:
 
     def __init__(self, config: ServiceConfig) -> None:
         self.config = config
-        self.store: StateStore = CheckpointStore(config.checkpoint_dir, keep=config.keep_checkpoints)
+        self.failure: Failure | None = None  # when the service cannot go on
+        self.outputs = Outputs(config)
+        if config.exactly_once:
+            self.checkpoints: Checkpointer | TransactionalCheckpointer = TransactionalCheckpointer(config, self.outputs)
+            self.store: StateStore = self.checkpoints.store
+        else:
+            assert config.checkpoint_dir is not None
+            self.store = CheckpointStore(config.checkpoint_dir, keep=config.keep_checkpoints)
+            self.checkpoints = Checkpointer(config, self.store, self.outputs)
         try:
             self.store.lock()
         except FolderLockedError as e:
             raise ServiceStartError(str(e)) from None
-        self.failure: tuple[int, str] | None = None  # (exit status, why) when the service cannot go on
-        self.outputs = Outputs(config)
-        self.checkpoints = Checkpointer(config, self.store, self.outputs)
         try:
             restored = self.checkpoints.restore()
         except ServiceStartError:
@@ -113,6 +119,8 @@ class ConsumerService:
                 "pick a free --metrics-port (0: none)"
             ) from None
         self.consumer = read_in_blocks(KafkaConsumer(**consumer_settings(config)), config.max_record_bytes)
+        if isinstance(self.checkpoints, TransactionalCheckpointer):
+            self.checkpoints.consumer = self.consumer  # its group metadata goes with each commit
         if wait_for_topic(config, lambda: self.stop_requested):
             self.outputs.connect()
             self.consumer.partitions_for_topic(config.topic)  # the group's first assignment sees its partitions
@@ -130,10 +138,11 @@ class ConsumerService:
                 event("commit_failed", error=str(e))
         self.consumer.close(autocommit=False)
         self.outputs.close()
+        self.checkpoints.close()
         event("stop", checkpoint=self.checkpoints.version, learned=self.counters["learned"],
               dead_lettered=self.counters["dead_lettered"], offsets=self.positions,
-              error=self.failure and self.failure[1])  # fmt: skip
-        return 0 if self.failure is None else self.failure[0]
+              error=self.failure and str(self.failure))  # fmt: skip
+        return 0 if self.failure is None else self.failure.status
 
     def _loop(self) -> None:
         """Poll, learn and checkpoint until a stop, --max-records or --idle-timeout."""
@@ -143,6 +152,7 @@ class ConsumerService:
             batch = self.consumer.poll(timeout_ms=200)  # the batches of the last poll decode meanwhile
             with self.lock:
                 self._learn_decoded()
+                self.checkpoints.fold_changes()
                 placed, self.pending_assignment = self.pending_assignment, set()
             self._place(placed)
             if placed:
@@ -214,7 +224,7 @@ class ConsumerService:
         return self.checkpoints.offsets(self.positions, partitions)
 
     def _fail(self, failure: Failure) -> None:
-        self.failure = (failure.status, str(failure))
+        self.failure = failure
         self.stop_requested = True
 
     def _place(self, partitions: set[int]) -> None:
@@ -290,14 +300,17 @@ class _Rebalance(AsyncConsumerRebalanceListener):
             self.service.joined = True
 
 
-def install_signal_handlers(service: ConsumerService) -> None:
+def install_signal_handlers(service: ConsumerService, signalled: list[int] | None = None) -> None:
     """SIGTERM or Ctrl-C: finish the batch in hand, checkpoint, commit, exit 0. Ctrl-C
-    again: exit at once (nothing is committed past the last checkpoint)."""
+    again: exit at once (nothing is committed past the last checkpoint). The signals
+    received are appended to ``signalled``."""
 
     def on_signal(signum: int, frame: Any) -> None:
         if service.stop_requested and signum == signal.SIGINT:
             os._exit(130)
         service.stop_requested = True
+        if signalled is not None:
+            signalled.append(signum)
         event("signal", signal=signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)

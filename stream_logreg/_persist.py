@@ -27,18 +27,53 @@ _RATES = ("lr", "intercept_lr")
 
 def to_payload(params: Mapping[str, Any], space: FeatureSpace, state: ModelState) -> dict[str, Any]:
     """The estimator's parameters, then its step count, intercept and weights."""
-    names = space.names()
+    names = _saveable(space.names())
+    return {
+        **_header(params, state),
+        "weights": [[name, value] for name, value in zip(names, state.coef.tolist(), strict=False)],
+    }
+
+
+def to_parts(params: Mapping[str, Any], space: FeatureSpace, state: ModelState) -> tuple[dict[str, Any], Any]:
+    """:func:`to_payload` as a JSON-ready header holding the names, and the weights as an
+    array (a compact form for large models: the Kafka state topic's)."""
+    header = {**_header(params, state), "names": _saveable(space.names())}
+    return header, state.coef[: len(space)].copy()
+
+
+def restore_parts(header: Mapping[str, Any], coef: Any, space: FeatureSpace, state: ModelState) -> None:
+    """Fill a new model's empty space and state from :func:`to_parts`' output; raise
+    KeyError, TypeError or ValueError on the first bad field."""
+    import numpy as np
+
+    names = header["names"]
+    if not isinstance(names, list) or len(names) != len(coef):
+        raise ValueError(f"{len(coef)} weights for {len(names) if isinstance(names, list) else '?'} names")
+    if any(type(name) not in (str, int) for name in names) or len(set(names)) != len(names):
+        raise TypeError("a feature name is not a str or int, or is repeated")
+    if not np.isfinite(coef).all():
+        raise ValueError("a weight is not a finite number")
+    restore({**header, "weights": []}, space, state)
+    state.reserve(len(names))
+    state.coef[: len(names)] = coef
+    space.index.update(zip(names, range(len(names)), strict=True))
+
+
+def _saveable(names: list[Any]) -> list[Any]:
     bad = [name for name in names if type(name) not in (str, int)]
     if bad:
         raise TypeError(
             f"feature name {bad[0]!r} is a {type(bad[0]).__name__}; only str and int names "
             "can be saved; rename the features to strings"
         )
+    return names
+
+
+def _header(params: Mapping[str, Any], state: ModelState) -> dict[str, Any]:
     return {
         "params": {name: _rate_to_json(name, value) if name in _RATES else value for name, value in params.items()},
         "n_steps": state.n_steps,
         "intercept": state.intercept,
-        "weights": [[name, value] for name, value in zip(names, state.coef.tolist(), strict=False)],
     }
 
 
@@ -113,6 +148,26 @@ class ModelFile:
         """The model's state as plain JSON-ready data (parameters, step count, weights)."""
         params = {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
         return to_payload(params, self._space, self._state)
+
+    def to_parts(self) -> tuple[dict[str, Any], Any]:
+        """The model as a JSON-ready header (parameters, step count, intercept, feature
+        names) and its weights as a float64 array, in the names' order."""
+        params = {name: getattr(self, name) for name in inspect.signature(type(self)).parameters}
+        return to_parts(params, self._space, self._state)
+
+    @classmethod
+    def from_parts(cls, header: Mapping[str, Any], coef: Any) -> Self:
+        """Rebuild a model from :meth:`to_parts`' output, checking every field.
+
+        >>> from stream_logreg import LogisticRegression
+        >>> model = LogisticRegression()
+        >>> model.learn_one({"a": 1.0, "b": 2.0}, True)
+        >>> LogisticRegression.from_parts(*model.to_parts()).weights == model.weights
+        True
+        """
+        model = cls(**params_from_payload(header))
+        restore_parts(header, coef, model._space, model._state)
+        return model
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any]) -> Self:

@@ -10,6 +10,7 @@ import contextlib
 import math
 import os
 import signal
+import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -82,7 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     option("--topic", required=True)
     option("--group-id", required=True)
     option("--target", required=True, help="the label's field in each JSON record")
-    option("--checkpoint-dir", required=True, help="where checkpoints are kept")
+    option(
+        "--processing-guarantee", choices=("at-least-once", "exactly-once"), default="at-least-once",
+        help="at-least-once: the state in --checkpoint-dir, outputs sent again after a crash; exactly-once: the "
+        "state in a compacted Kafka topic, committed with the offsets and outputs in one transaction, and one "
+        "model shared by the group's instances",
+    )  # fmt: skip
+    option("--checkpoint-dir", help="where checkpoints are kept (at-least-once; required there)")
+    option("--instance-id", default=socket.gethostname(),
+           help="exactly-once: this instance's name in its group, unique per instance")  # fmt: skip
+    option("--state-topic", help="exactly-once: the compacted state topic (default: <group-id>-<topic>-state)")
     option("--checkpoint-every", type=int, default=10_000, help="records between checkpoints")
     option("--checkpoint-interval", type=float, default=30.0, help="seconds between checkpoints")
     option("--predictions-topic", help="publish each prediction here (default: none)")
@@ -176,10 +186,20 @@ def run_consume(args: argparse.Namespace) -> int:
     if categorical is None:
         raise UsageError("consume takes --categorical as a list of fields or 'none', not 'auto'")
     schema = schema_from(args, args.target, categorical)
+    exactly_once = args.processing_guarantee == "exactly-once"
+    if exactly_once and args.checkpoint_dir:
+        raise UsageError(
+            "--checkpoint-dir is for --processing-guarantee at-least-once; exactly-once keeps the state in "
+            "the --state-topic; drop --checkpoint-dir"
+        )
+    if not exactly_once and not args.checkpoint_dir:
+        raise UsageError("--checkpoint-dir is required (or --processing-guarantee exactly-once, state in Kafka)")
     config = ServiceConfig(
         bootstrap_servers=args.bootstrap_servers, topic=args.topic, group_id=args.group_id, target=args.target,
         features=schema.features, drop=schema.drop, categorical=schema.categorical,
-        checkpoint_dir=Path(args.checkpoint_dir), checkpoint_every=args.checkpoint_every,
+        checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
+        processing_guarantee=args.processing_guarantee, instance_id=args.instance_id,
+        state_topic_name=args.state_topic, checkpoint_every=args.checkpoint_every,
         checkpoint_interval=args.checkpoint_interval, predictions_topic=args.predictions_topic,
         dead_letter_topic=args.dead_letter_topic, metrics_port=args.metrics_port,
         metrics_address=args.metrics_address, reset_model=args.reset_model, max_record_bytes=args.max_record_bytes,
@@ -189,13 +209,31 @@ def run_consume(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         service = ConsumerService(config)
-        install_signal_handlers(service)
-        prepare_process()
-        status = service.run()
     except ServiceStartError as e:
         raise UsageError(str(e)) from None
-    if service.failure is not None:
-        print(f"stream-logreg consume: {service.failure[1]}", file=sys.stderr)
+    signalled: list[int] = []
+    install_signal_handlers(service, signalled)
+    prepare_process()
+    pause = 1.0
+    while True:
+        status, failure = service.run(), service.failure
+        if failure is None or not failure.retry:
+            break
+        # An aborted transaction (exactly-once): start again from the state in Kafka.
+        print(f"stream-logreg consume: {failure}", file=sys.stderr)
+        while not signalled:
+            try:
+                service = ConsumerService(config)
+                break
+            except ServiceStartError as e:  # the broker is away: try again, not too often
+                print(f"stream-logreg consume: {e}; again in {pause:.0f} s", file=sys.stderr)
+                time.sleep(pause)
+                pause = min(2 * pause, 30.0)
+        if signalled:
+            return 0  # stopped while starting again: the state in Kafka is whole
+        install_signal_handlers(service, signalled)
+    if failure is not None:
+        print(f"stream-logreg consume: {failure}", file=sys.stderr)
     return status
 
 

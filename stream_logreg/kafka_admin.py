@@ -8,9 +8,11 @@ __all__ = [
 ]
 
 
-def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = -1) -> None:
-    """Create ``topic`` with ``partitions`` partitions (-1: the broker's default) and the
-    broker's default replication factor, unless it exists.
+def ensure_topic(
+    bootstrap_servers: str, topic: str, partitions: int = -1, configs: dict[str, str] | None = None
+) -> None:
+    """Create ``topic`` with ``partitions`` partitions (-1: the broker's default), the
+    broker's default replication factor and the topic ``configs`` given, unless it exists.
 
     Raises ``kafka.errors.KafkaTimeoutError`` (a ``KafkaError``) when no broker answers
     within 10 s.
@@ -20,7 +22,9 @@ def ensure_topic(bootstrap_servers: str, topic: str, partitions: int = -1) -> No
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, bootstrap_timeout_ms=10_000)
     try:
-        admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": -1}})
+        admin.create_topics(
+            {topic: {"num_partitions": partitions, "replication_factor": -1, "configs": configs or {}}}
+        )
     except TopicAlreadyExistsError:
         pass
     finally:

@@ -1,0 +1,168 @@
+"""TransactionalCheckpointer: the exactly-once mode's checkpoints, each one Kafka transaction.
+
+Between two checkpoints the service produces its predictions and dead letters into an open
+transaction. A checkpoint then adds, in that transaction:
+
+1. the change the model made since the last checkpoint, to the changes topic (the other
+   instances of the group fold it in: :mod:`consumers.group_sync`);
+2. this instance's snapshot (model, clock, position in the changes topic, counters,
+   metrics), to the compacted state topic (:mod:`consumers.state_topic`);
+3. the consumed offsets of the partitions it owns, with the consumer's group metadata, so
+   the broker refuses them from an instance whose partitions have moved on (KIP-447);
+
+and commits it. Either all of it is visible to ``read_committed`` readers, or none of it.
+When a transaction cannot be committed (fenced after a stall, the broker away), it is
+aborted and the service stops with a retryable failure: ``consume`` starts it again from
+what Kafka holds.
+
+On start the model is the newest snapshot of any instance (the one that read the changes
+topic furthest) plus every change published after it that it does not hold; the counters
+and metrics are this instance's own.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from kafka.errors import KafkaError, ProducerFencedError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from consumers.changes_topic import ChangesFeed
+from consumers.checkpointing import Failure, checkpoint_due
+from consumers.checkpoints import Checkpoint
+from consumers.config import ServiceConfig, event
+from consumers.group_sync import GroupSync
+from consumers.outputs import Outputs
+from consumers.state_topic import KafkaStateStore
+from stream_logreg import LogisticRegression
+from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.exceptions import ServiceStartError
+from stream_logreg.kafka_admin import ensure_topic
+from stream_logreg.options import flag
+
+__all__ = ["TransactionalCheckpointer"]
+
+
+class TransactionalCheckpointer:
+    """Checkpoints of one instance (``config.instance_id``) as Kafka transactions."""
+
+    def __init__(self, config: ServiceConfig, outputs: Outputs) -> None:
+        self.config, self.outputs = config, outputs
+        self.store = self.state = KafkaStateStore(config.bootstrap_servers, config.state_topic, config.instance_id)
+        self.version = 0  # of this instance's newest snapshot
+        self.since = 0  # records processed since it
+        self.last = time.monotonic()  # when it was written
+        self.fresh = False
+        self.consumer: Any = None  # the service's consumer, for its group metadata
+        self.sync: GroupSync | None = None
+        self.feed: ChangesFeed | None = None
+        self.folded = 0  # other instances' changes folded in by this process
+
+    def restore(self) -> Checkpoint | None:
+        config = self.config
+        try:
+            for topic, configs in ((config.state_topic, {"cleanup.policy": "compact"}),
+                                   (config.changes_topic, {"cleanup.policy": "delete"})):  # fmt: skip
+                ensure_topic(config.bootstrap_servers, topic, partitions=1, configs=configs)
+            return self._restore()
+        except (KafkaError, TimeoutError) as e:
+            raise ServiceStartError(
+                f"cannot read the state in {config.state_topic} ({e!r}); start the broker at "
+                f"{config.bootstrap_servers}, or check --bootstrap-servers"
+            ) from None
+
+    def _restore(self) -> Checkpoint:
+        config = self.config
+        snapshots, passed = self.state.read()
+        for why in passed:
+            event("snapshot_skipped", reason=why)
+        chosen = max(snapshots.values(), key=lambda s: s.changes_position, default=None)
+        own = snapshots.get(config.instance_id)
+        model = chosen.model if chosen is not None else LogisticRegression(**config.model)
+        for name, value in config.model.items():
+            if getattr(model, name) != value:
+                raise ServiceStartError(
+                    f"{flag(name)} {value} differs from the {getattr(model, name)} the group's model in "
+                    f"{config.state_topic} learns with; pass that value, or use a new --state-topic"
+                )
+        self.sync = GroupSync(model, config.instance_id, dict(chosen.clock) if chosen else {})
+        start = chosen.changes_position if chosen else 0
+        self.feed = ChangesFeed(config.bootstrap_servers, config.changes_topic, start)
+        folded = sum(self.sync.fold(change) for change in self.feed.catch_up())
+        if own is not None:
+            self.version, self.state.parts_written = own.version, own.parts
+        progress = own.progress if own is not None else _fresh_progress(config)
+        event("restored", snapshot_of=chosen and chosen.instance, version=chosen and chosen.version,
+              changes_folded=folded, steps=model.n_steps)  # fmt: skip
+        return Checkpoint(None, self.version, model, {**progress, "offsets": {}})
+
+    def due(self) -> bool:
+        return checkpoint_due(self.config, self.since, self.last)
+
+    def fold_changes(self) -> None:
+        """Fold in the other instances' changes that have arrived."""
+        assert self.sync is not None and self.feed is not None
+        self.folded += sum(self.sync.fold(change) for change in self.feed.poll())
+
+    def write(
+        self, model: LogisticRegression, metrics: ProgressiveMetrics, counters: dict, positions: dict[int, int]
+    ) -> bool:
+        """Commit one transaction: the change, the snapshot, the offsets (and the outputs
+        produced since the last one). Raises Failure when it had to be aborted."""
+        assert self.sync is not None and self.feed is not None
+        producer, config = self.outputs.producer, self.config
+        owned = {tp.partition for tp in self.consumer.assignment()}
+        try:
+            change = self.sync.take()
+            if change is not None:
+                self.feed.publish(producer, change)
+            progress = {"group": config.group_id, "topic": config.topic, "counters": counters,
+                        "metrics": metrics.to_state()}  # fmt: skip
+            size = self.state.write(producer, self.version + 1, model, self.sync.clock, self.feed.position(), progress)
+            offsets = {TopicPartition(config.topic, p): OffsetAndMetadata(o, "", -1)
+                       for p, o in positions.items() if p in owned}  # fmt: skip
+            if offsets:
+                producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            producer.commit_transaction()
+        except ProducerFencedError:
+            raise Failure(3, (
+                f"another instance with --instance-id {config.instance_id} took over (its transactions fence "
+                "this one's); give each instance its own --instance-id"
+            )) from None  # fmt: skip
+        except (KafkaError, OSError) as e:
+            event("transaction_aborted", version=self.version + 1, error=repr(e))
+            try:
+                producer.abort_transaction()
+            except Exception as abort_error:
+                event("abort_failed", error=repr(abort_error))
+            raise Failure(75, (
+                f"checkpoint {self.version + 1} was aborted ({e!r}): nothing since checkpoint {self.version} was "
+                "committed; starting again from the state in Kafka"
+            ), retry=True) from None  # fmt: skip
+        producer.begin_transaction()
+        self.version += 1
+        self.since, self.last = 0, time.monotonic()
+        event("checkpoint", version=self.version, learned=counters["learned"], offsets=positions, bytes=size,
+              steps=model.n_steps, changes_folded=self.folded)  # fmt: skip
+        return True
+
+    def offsets(self, positions: dict[int, int], partitions: set[int]) -> dict[Any, Any]:
+        """None to commit apart: the offsets are committed in each checkpoint's transaction."""
+        return {}
+
+    def start(self, partition: int, committed: Any, mine: int | None) -> int | None:
+        """The group's committed offset (committed with the state that covers it)."""
+        if committed is None or committed.offset is None or committed.offset < 0:
+            return None
+        return int(committed.offset)
+
+    def close(self) -> None:
+        if self.feed is not None:
+            self.feed.close()
+
+
+def _fresh_progress(config: ServiceConfig) -> dict[str, Any]:
+    metrics = ProgressiveMetrics(every=config.curve_every, curve_limit=1000)
+    counters = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
+    return {"group": config.group_id, "topic": config.topic, "counters": counters, "metrics": metrics.to_state()}
