@@ -40,7 +40,9 @@ class Outputs:
 
     def connect(self) -> None:
         """Create the output topics now (the broker's defaults), so the first record sent to
-        them does not wait on the broker's auto-creation, and make the producer."""
+        them does not wait on the broker's auto-creation, and make the producer (once)."""
+        if self.producer is not None:
+            return
         topics = [topic for topic in (self.config.predictions_topic, self.config.dead_letter_topic) if topic]
         for topic in topics:
             try:

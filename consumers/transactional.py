@@ -15,7 +15,8 @@ When a transaction cannot be committed (fenced after a stall, the broker away), 
 aborted and the service stops with a retryable failure: ``consume`` starts it again from
 what Kafka holds.
 
-On start the model is the newest snapshot of any instance (the one that read the changes
+On start, this instance's producer first completes or aborts what its previous run left
+open; then the model is the newest snapshot of any instance (the one that read the changes
 topic furthest) plus every change published after it that it does not hold; the counters
 and metrics are this instance's own.
 """
@@ -65,6 +66,9 @@ class TransactionalCheckpointer:
             for topic, configs in ((config.state_topic, {"cleanup.policy": "compact"}),
                                    (config.changes_topic, {"cleanup.policy": "delete"})):  # fmt: skip
                 ensure_topic(config.bootstrap_servers, topic, partitions=1, configs=configs)
+            # First the producer: its init_transactions finishes what this instance's last
+            # run left (committing or aborting), so that run's last snapshot is read here.
+            self.outputs.connect()
             return self._restore()
         except (KafkaError, TimeoutError) as e:
             raise ServiceStartError(

@@ -22,9 +22,7 @@ def ensure_topic(
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, bootstrap_timeout_ms=10_000)
     try:
-        admin.create_topics(
-            {topic: {"num_partitions": partitions, "replication_factor": -1, "configs": configs or {}}}
-        )
+        admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": -1, "configs": configs or {}}})
     except TopicAlreadyExistsError:
         pass
     finally:
