@@ -85,6 +85,7 @@ def test_a_model_restored_from_a_snapshot_and_the_later_changes_is_the_live_one(
             snapshot = (*models[1].to_parts(), dict(syncs[1].clock), len(log))
     for change in log:
         syncs[1].fold(change)
+    assert snapshot is not None
     header, coef, clock, position = snapshot
     restored = LogisticRegression.from_parts(header, coef)
     sync = GroupSync(restored, "b", clock)
