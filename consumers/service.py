@@ -189,13 +189,14 @@ class ConsumerService:
             cut = room if 0 < room < len(messages) else len(messages)
             piece, messages = messages[:cut], messages[cut:]
             self.decoding.append((partition, piece, self.decoder.submit(self.rows.decode, piece.values)))
-            if messages:
+            if messages and self.failure is None:
                 self._learn_decoded()
                 self._checkpoint_and_commit()
 
     def _learn_decoded(self) -> None:
-        """Learn the batches being decoded, in poll order (call with self.lock held)."""
-        for partition, messages, rows in self.decoding:
+        """Learn the batches being decoded, in poll order (call with self.lock held); after
+        a failure, drop them (nothing more will be committed)."""
+        for partition, messages, rows in self.decoding if self.failure is None else []:
             self.processor.block(partition, messages, rows.result())
             self.checkpoints.since += len(messages)
         self.decoding = []
@@ -296,6 +297,8 @@ class _Rebalance(AsyncConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: Any) -> None:
         with self.service.lock:
             event("rebalance", assigned=sorted(tp.partition for tp in assigned))
+            if isinstance(self.service.checkpoints, TransactionalCheckpointer):
+                self.service.checkpoints.generation = self.service.consumer.group_metadata()
             self.service.pending_assignment |= {tp.partition for tp in assigned}
             self.service.joined = True
 

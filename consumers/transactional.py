@@ -7,8 +7,9 @@ transaction. A checkpoint then adds, in that transaction:
    instances of the group fold it in: :mod:`consumers.group_sync`);
 2. this instance's snapshot (model, clock, position in the changes topic, counters,
    metrics), to the compacted state topic (:mod:`consumers.state_topic`);
-3. the consumed offsets of the partitions it owns, with the consumer's group metadata, so
-   the broker refuses them from an instance whose partitions have moved on (KIP-447);
+3. the consumed offsets of the partitions it owns, with the group generation in which it
+   was given them, so the broker refuses them from an instance whose partitions have moved
+   on (KIP-447);
 
 and commits it. Either all of it is visible to ``read_committed`` readers, or none of it.
 When a transaction cannot be committed (fenced after a stall, the broker away), it is
@@ -55,7 +56,12 @@ class TransactionalCheckpointer:
         self.since = 0  # records processed since it
         self.last = time.monotonic()  # when it was written
         self.fresh = False
-        self.consumer: Any = None  # the service's consumer, for its group metadata
+        self.consumer: Any = None  # the service's consumer, for its assignment
+        # The group's generation in which this instance was given its partitions: every
+        # commit carries it, so the broker refuses it once the group has moved on (KIP-447).
+        # (Not the consumer's current metadata: once a stalled consumer knows it lost its
+        # membership, that has no generation, and the broker would take the commit.)
+        self.generation: Any = None
         self.sync: GroupSync | None = None
         self.feed: ChangesFeed | None = None
         self.folded = 0  # other instances' changes folded in by this process
@@ -127,7 +133,7 @@ class TransactionalCheckpointer:
             offsets = {TopicPartition(config.topic, p): OffsetAndMetadata(o, "", -1)
                        for p, o in positions.items() if p in owned}  # fmt: skip
             if offsets:
-                producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+                producer.send_offsets_to_transaction(offsets, self.generation)
             producer.commit_transaction()
         except ProducerFencedError:
             raise Failure(3, (

@@ -195,3 +195,28 @@ def kill_after_a_checkpoint(log: Path, runs: int, rng: random.Random) -> None:
 def events(log: Path, *names: str) -> list[dict]:
     lines = [line for line in log.read_bytes().splitlines() if line.startswith(b"{")]
     return [e for e in map(json.loads, lines) if e.get("event") in names]
+
+
+def test_a_stalled_instance_whose_partitions_moved_on_is_fenced(kafka_bootstrap, topic, tmp_path):
+    keys, values, valid, poison = poisoned(24_000, seed=23, partitions=2)
+    stream = produce_slowly(kafka_bootstrap, topic, values, rate=1000, partitions=2, keys=keys)
+    options = ("--checkpoint-every", "400", "--checkpoint-interval", "2", "--idle-timeout", "10")
+    logs = {name: tmp_path / f"{name}.log" for name in "ab"}
+    a, b = (start(kafka_bootstrap, topic, "stall", name, logs[name], *options) for name in "ab")
+    kill_after_a_checkpoint(logs["a"], 1, random.Random(3))
+    before = len(events(logs["b"], "rebalance"))
+    a.send_signal(signal.SIGSTOP)  # past the consumer's 6 s session: the group moves on without it
+    wait_until(lambda: any(e.get("assigned") == [0, 1] for e in events(logs["b"], "rebalance")[before:]))
+    time.sleep(2)  # b learns a's partitions meanwhile
+    a.send_signal(signal.SIGCONT)
+    stream.join()
+    assert a.wait(timeout=240) == 0 and b.wait(timeout=240) == 0
+    # What a had in hand when it stalled was never committed: it was fenced, and started again.
+    assert events(logs["a"], "transaction_aborted") and len(events(logs["a"], "restored")) == 2
+    models = exchanged_models(kafka_bootstrap, "stall", topic)
+    for model, _ in models.values():
+        assert model.n_steps == len(valid)
+    assert max(abs(models["a"][0].weights[n] - w) for n, w in models["b"][0].weights.items()) <= 1e-9
+    assert sum(p["counters"]["learned"] for _, p in models.values()) == len(valid)
+    assert sum(p["counters"]["dead_lettered"] for _, p in models.values()) == poison
+    assert_each_once(kafka_bootstrap, topic, values, keys, 2)
