@@ -10,16 +10,18 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.changes_topic import ChangesFeed
 from consumers.group_sync import GroupSync
 from consumers.state_topic import KafkaStateStore
 from stream_logreg import LogisticRegression
+from stream_logreg.broker import LocalKafka
 from stream_logreg.evaluate import ProgressiveMetrics
 
 from processes import STARTED
-from test_service import POISON_KINDS, expected, produce_slowly, records, wait_until
+from test_service import POISON_KINDS, expected, produce, produce_slowly, records, wait_until
 
 
 def start(bootstrap: str, topic: str, group: str, instance: str, log: Path, *extra: str) -> subprocess.Popen:
@@ -220,3 +222,28 @@ def test_a_stalled_instance_whose_partitions_moved_on_is_fenced(kafka_bootstrap,
     assert sum(p["counters"]["learned"] for _, p in models.values()) == len(valid)
     assert sum(p["counters"]["dead_lettered"] for _, p in models.values()) == poison
     assert_each_once(kafka_bootstrap, topic, values, keys, 2)
+
+
+@pytest.mark.kafka
+def test_a_broker_restart_under_three_instances_loses_and_repeats_nothing(tmp_path, topic):
+    keys, values, valid, poison = poisoned(12_000, seed=24, partitions=3)
+    with LocalKafka(data_dir=tmp_path / "kafka") as kafka:
+        bootstrap = kafka.bootstrap_servers
+        produce(bootstrap, topic, values[:6000], partitions=3, keys=keys[:6000])
+        options = ("--checkpoint-every", "300", "--checkpoint-interval", "2", "--idle-timeout", "10")
+        logs = {name: tmp_path / f"{name}.log" for name in "abc"}
+        processes = [start(bootstrap, topic, "outage", name, logs[name], *options) for name in "abc"]
+        for log in logs.values():
+            kill_after_a_checkpoint(log, 1, random.Random(4))  # each has learned something
+        kafka.stop()
+        time.sleep(3)  # the instances find the broker gone, mid-transaction
+        kafka.start()
+        produce(bootstrap, topic, values[6000:], partitions=3, keys=keys[6000:])
+        for process in processes:
+            assert process.wait(timeout=300) == 0
+        models = exchanged_models(bootstrap, "outage", topic)
+        for model, _ in models.values():
+            assert model.n_steps == len(valid)
+        assert sum(p["counters"]["learned"] for _, p in models.values()) == len(valid)
+        assert sum(p["counters"]["dead_lettered"] for _, p in models.values()) == poison
+        assert_each_once(bootstrap, topic, values, keys, 3)
