@@ -27,6 +27,7 @@ No Kafka here: the changes topic is :mod:`consumers.changes_topic`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 
@@ -48,10 +49,11 @@ class Change:
     values: np.ndarray  # added to the weights of ``names``
     intercept: float  # added to the intercept
     steps: int  # added to the step count
+    made: float  # when it was taken (Unix time, s): how stale it is on arrival
 
     def encode(self) -> bytes:
         header = {"author": self.author, "seq": self.seq, "names": self.names, "intercept": self.intercept,
-                  "steps": self.steps}  # fmt: skip
+                  "steps": self.steps, "made": self.made}  # fmt: skip
         return pack(header, self.values)
 
     @classmethod
@@ -59,7 +61,8 @@ class Change:
         """Read :meth:`encode`'s output; ValueError naming the problem if it is not one."""
         header, values = unpack(blob)
         try:
-            change = cls(header["author"], header["seq"], header["names"], values, header["intercept"], header["steps"])
+            change = cls(header["author"], header["seq"], header["names"], values, header["intercept"], header["steps"],
+                         header["made"])  # fmt: skip
         except KeyError as e:
             raise ValueError(f"a change without {e}") from None
         ok = (
@@ -67,6 +70,7 @@ class Change:
             and isinstance(change.names, list) and len(change.names) == len(values)
             and len(set(change.names)) == len(values) and all(type(n) in (str, int) for n in change.names)
             and type(change.intercept) in (int, float) and np.isfinite(change.intercept) and np.isfinite(values).all()
+            and type(change.made) in (int, float)
         )  # fmt: skip
         if not ok:
             raise ValueError(f"change {change.seq!r} of {change.author!r} has a field of the wrong kind")
@@ -102,7 +106,8 @@ class GroupSync:
         seq = self.clock.get(self.author, 0) + 1
         self.clock[self.author] = seq
         self._mark()
-        return Change(self.author, seq, [names[i] for i in changed.tolist()], diff[changed], intercept, steps)
+        names = [names[i] for i in changed.tolist()]
+        return Change(self.author, seq, names, diff[changed], intercept, steps, time.time())
 
     def fold(self, change: Change) -> bool:
         """Add another instance's change to the model (and to the mark, so that it is not

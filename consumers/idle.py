@@ -15,7 +15,7 @@ from kafka.errors import KafkaError
 from consumers.config import ServiceConfig, event
 from stream_logreg.kafka_admin import partition_count
 
-__all__ = ["caught_up", "wait_for_topic"]
+__all__ = ["caught_up", "stalled", "wait_for_topic"]
 
 
 def caught_up(consumer: Any, config: ServiceConfig, joined: bool) -> bool:
@@ -33,6 +33,17 @@ def caught_up(consumer: Any, config: ServiceConfig, joined: bool) -> bool:
     if not joined:
         return False
     return all(ends[tp] <= consumer.position(tp, timeout_ms=5000) for tp in assigned)
+
+
+def stalled(consumer: Any) -> bool:
+    """Whether the broker answers and says some assigned partition has records past this
+    consumer's position (called when nothing has been fetched for a long time)."""
+    assigned = consumer.assignment()
+    try:
+        ends = consumer.end_offsets(list(assigned), timeout_ms=5000) if assigned else {}
+        return any(ends[tp] > consumer.position(tp, timeout_ms=5000) for tp in assigned)
+    except KafkaError:
+        return False  # the broker is away: not the consumer's fault
 
 
 def wait_for_topic(config: ServiceConfig, stop_requested: Callable[[], bool]) -> bool:

@@ -27,12 +27,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from consumers.checkpointing import Checkpointer, Failure
 from consumers.checkpoints import CheckpointStore, StateStore
 from consumers.config import ServiceConfig, consumer_settings, event, prepare_process
-from consumers.idle import caught_up, wait_for_topic
+from consumers.idle import caught_up, stalled, wait_for_topic
 from consumers.outputs import Outputs
 from consumers.processor import RecordProcessor
 from consumers.record_blocks import RecordBlock, read_in_blocks
@@ -42,6 +43,8 @@ from stream_logreg import LogisticRegression
 from stream_logreg.decode import JsonRows, Rows, Schema
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import FolderLockedError, ServiceStartError
+
+STALLED_AFTER = 60.0  # seconds without a record, while records wait, before starting the consumer again
 
 __all__ = [
     "ConsumerService",
@@ -139,6 +142,7 @@ class ConsumerService:
         self.consumer.close(autocommit=False)
         self.outputs.close()
         self.checkpoints.close()
+        self.store.unlock()
         event("stop", checkpoint=self.checkpoints.version, learned=self.counters["learned"],
               dead_lettered=self.counters["dead_lettered"], offsets=self.positions,
               error=self.failure and str(self.failure))  # fmt: skip
@@ -147,9 +151,15 @@ class ConsumerService:
     def _loop(self) -> None:
         """Poll, learn and checkpoint until a stop, --max-records or --idle-timeout."""
         config = self.config
-        consumed_this_run, last_record = 0, time.monotonic()
+        consumed_this_run = 0
+        last_record = last_fetched = time.monotonic()
         while not self.stop_requested:
-            batch = self.consumer.poll(timeout_ms=200)  # the batches of the last poll decode meanwhile
+            try:
+                batch = self.consumer.poll(timeout_ms=200)  # the batches of the last poll decode meanwhile
+            except KafkaError as e:  # kafka-python 3.0 can raise a lost connection from poll
+                event("poll_failed", error=repr(e))
+                time.sleep(0.5)  # the broker is away: it reconnects with backoff meanwhile
+                batch = {}
             with self.lock:
                 self._learn_decoded()
                 self.checkpoints.fold_changes()
@@ -167,7 +177,7 @@ class ConsumerService:
                     if messages:
                         self._decode(tp.partition, messages)
                         consumed_this_run += len(messages)
-                        last_record = time.monotonic()
+                        last_record = last_fetched = time.monotonic()
                 if self.checkpoints.due():
                     self._checkpoint_and_commit()
             if self.telemetry.due():
@@ -179,6 +189,14 @@ class ConsumerService:
                     event("idle", seconds=config.idle_timeout)
                     return
                 last_record = time.monotonic()
+            if time.monotonic() - last_fetched > STALLED_AFTER:
+                if stalled(self.consumer):
+                    self._fail(Failure(75, (
+                        f"the consumer fetched nothing for {STALLED_AFTER:.0f} s though its partitions have records "
+                        "to read (a kafka-python consumer stuck after a rebalance); starting again"
+                    ), retry=True))  # fmt: skip
+                    return
+                last_fetched = time.monotonic()
 
     def _decode(self, partition: int, messages: RecordBlock) -> None:
         """Hand the messages to the decoding thread; where the count since the last

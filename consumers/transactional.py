@@ -65,6 +65,7 @@ class TransactionalCheckpointer:
         self.sync: GroupSync | None = None
         self.feed: ChangesFeed | None = None
         self.folded = 0  # other instances' changes folded in by this process
+        self.delays: list[float] = []  # seconds from their making to their folding in, since the last checkpoint
 
     def restore(self) -> Checkpoint | None:
         config = self.config
@@ -113,7 +114,10 @@ class TransactionalCheckpointer:
     def fold_changes(self) -> None:
         """Fold in the other instances' changes that have arrived."""
         assert self.sync is not None and self.feed is not None
-        self.folded += sum(self.sync.fold(change) for change in self.feed.poll())
+        for change in self.feed.poll():
+            if self.sync.fold(change):
+                self.folded += 1
+                self.delays.append(time.time() - change.made)
 
     def write(
         self, model: LogisticRegression, metrics: ProgressiveMetrics, counters: dict, positions: dict[int, int]
@@ -154,7 +158,9 @@ class TransactionalCheckpointer:
         self.version += 1
         self.since, self.last = 0, time.monotonic()
         event("checkpoint", version=self.version, learned=counters["learned"], offsets=positions, bytes=size,
-              steps=model.n_steps, changes_folded=self.folded)  # fmt: skip
+              steps=model.n_steps, changes_folded=self.folded,
+              fold_delay_s=round(max(self.delays), 3) if self.delays else None)  # fmt: skip
+        self.delays = []
         return True
 
     def offsets(self, positions: dict[int, int], partitions: set[int]) -> dict[Any, Any]:

@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
         "state in a compacted Kafka topic, committed with the offsets and outputs in one transaction, and one "
         "model shared by the group's instances",
     )  # fmt: skip
-    option("--checkpoint-dir", help="where checkpoints are kept (at-least-once; required there)")
+    option("--checkpoint-dir", help="where checkpoints are kept (at-least-once, required there; default: none)")
     option("--instance-id", default=socket.gethostname(),
            help="exactly-once: this instance's name in its group, unique per instance")  # fmt: skip
     option("--state-topic", help="exactly-once: the compacted state topic (default: <group-id>-<topic>-state)")
@@ -216,7 +216,10 @@ def run_consume(args: argparse.Namespace) -> int:
     prepare_process()
     pause = 1.0
     while True:
-        status, failure = service.run(), service.failure
+        try:
+            status, failure = service.run(), service.failure
+        except ServiceStartError as e:  # the metrics port is taken
+            raise UsageError(str(e)) from None
         if failure is None or not failure.retry:
             break
         # An aborted transaction (exactly-once): start again from the state in Kafka.

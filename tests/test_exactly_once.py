@@ -21,7 +21,7 @@ from stream_logreg.broker import LocalKafka
 from stream_logreg.evaluate import ProgressiveMetrics
 
 from processes import STARTED
-from test_service import POISON_KINDS, expected, produce, produce_slowly, records, wait_until
+from test_service import POISON_KINDS, expected, produce_slowly, records, wait_until
 
 
 def start(bootstrap: str, topic: str, group: str, instance: str, log: Path, *extra: str) -> subprocess.Popen:
@@ -229,16 +229,16 @@ def test_a_broker_restart_under_three_instances_loses_and_repeats_nothing(tmp_pa
     keys, values, valid, poison = poisoned(12_000, seed=24, partitions=3)
     with LocalKafka(data_dir=tmp_path / "kafka") as kafka:
         bootstrap = kafka.bootstrap_servers
-        produce(bootstrap, topic, values[:6000], partitions=3, keys=keys[:6000])
+        stream = produce_slowly(bootstrap, topic, values, rate=1000, partitions=3, keys=keys)
         options = ("--checkpoint-every", "300", "--checkpoint-interval", "2", "--idle-timeout", "10")
         logs = {name: tmp_path / f"{name}.log" for name in "abc"}
         processes = [start(bootstrap, topic, "outage", name, logs[name], *options) for name in "abc"]
-        for log in logs.values():
-            kill_after_a_checkpoint(log, 1, random.Random(4))  # each has learned something
-        kafka.stop()
-        time.sleep(3)  # the instances find the broker gone, mid-transaction
+        learned = lambda: sum(max([0, *(e["learned"] for e in events(log, "checkpoint"))]) for log in logs.values())  # noqa: E731
+        wait_until(lambda: learned() >= 3000)
+        kafka.stop()  # mid-stream, mid-transaction
+        time.sleep(3)
         kafka.start()
-        produce(bootstrap, topic, values[6000:], partitions=3, keys=keys[6000:])
+        stream.join()  # the producer's records wait out the outage
         for process in processes:
             assert process.wait(timeout=300) == 0
         models = exchanged_models(bootstrap, "outage", topic)

@@ -98,14 +98,14 @@ def test_a_model_restored_from_a_snapshot_and_the_later_changes_is_the_live_one(
 
 
 def test_changes_round_trip_and_bad_ones_are_refused_naming_the_field():
-    change = Change("a", 3, ["x", 7], np.array([0.5, -1e-300]), -0.25, 12)
+    change = Change("a", 3, ["x", 7], np.array([0.5, -1e-300]), -0.25, 12, 1.5e9)
     back = Change.decode(change.encode())
     assert (back.author, back.seq, back.names, back.intercept, back.steps) == ("a", 3, ["x", 7], -0.25, 12)
     assert back.values.tolist() == [0.5, -1e-300]
     for header, values in (
-        ({"author": "a", "seq": "3", "names": ["x"], "intercept": 0.0, "steps": 1}, [1.0]),
-        ({"author": "a", "seq": 3, "names": ["x", "x"], "intercept": 0.0, "steps": 1}, [1.0, 2.0]),
-        ({"author": "a", "seq": 3, "names": ["x"], "intercept": 0.0, "steps": 1}, [math.nan]),
+        ({"author": "a", "seq": "3", "names": ["x"], "intercept": 0.0, "steps": 1, "made": 0.0}, [1.0]),
+        ({"author": "a", "seq": 3, "names": ["x", "x"], "intercept": 0.0, "steps": 1, "made": 0.0}, [1.0, 2.0]),
+        ({"author": "a", "seq": 3, "names": ["x"], "intercept": 0.0, "steps": 1, "made": 0.0}, [math.nan]),
         ({"author": "a", "seq": 3, "names": ["x"], "intercept": 0.0}, [1.0]),
     ):
         with pytest.raises(ValueError):
