@@ -45,6 +45,10 @@ from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import FolderLockedError, ServiceStartError
 
 STALLED_AFTER = 60.0  # seconds without a record, while records wait, before starting the consumer again
+# Seconds from a revocation without the assignment that should follow before starting the
+# consumer again: kafka-python 3.0.12 can lose a join's completion when a poll's timeout runs
+# out during it (a slow revocation listener makes that likely), and then never fetches again.
+REJOIN_STUCK_AFTER = 20.0
 
 __all__ = [
     "ConsumerService",
@@ -63,7 +67,7 @@ class ConsumerService:
     holding another topic's or group's checkpoints).
     """
 
-    def __init__(self, config: ServiceConfig) -> None:
+    def __init__(self, config: ServiceConfig, consumed_at_start: int | None = None) -> None:
         self.config = config
         self.failure: Failure | None = None  # when the service cannot go on
         self.outputs = Outputs(config)
@@ -94,6 +98,9 @@ class ConsumerService:
             self.metrics = ProgressiveMetrics.from_state(progress["metrics"])
             self.positions = {int(p): int(o) for p, o in progress["offsets"].items()}
             self.counters = progress["counters"]
+        # What --max-records counts from: the state's count when the process started (a
+        # service started again after an aborted transaction goes on counting from there).
+        self.consumed_at_start = self.counters["consumed"] if consumed_at_start is None else consumed_at_start
         schema = Schema(config.target, config.features, config.drop, config.categorical, config.max_abs_value)
         self.processor = RecordProcessor(self.model, self.metrics, self.counters, self.positions, schema,
                                          self.outputs, config.max_record_bytes)  # fmt: skip
@@ -106,6 +113,7 @@ class ConsumerService:
         self.stop_requested = False
         self.pending_assignment: set[Any] = set()
         self.joined = False  # the group has assigned this instance its share (maybe none) once
+        self.revoked_at: float | None = None  # when partitions were revoked, until the next assignment
         self.consumer: Any = None  # made by run()
         self.telemetry = Telemetry(self.snapshot())
 
@@ -151,11 +159,10 @@ class ConsumerService:
     def _loop(self) -> None:
         """Poll, learn and checkpoint until a stop, --max-records or --idle-timeout."""
         config = self.config
-        consumed_this_run = 0
         last_record = last_fetched = time.monotonic()
         while not self.stop_requested:
             try:
-                batch = self.consumer.poll(timeout_ms=200)  # the batches of the last poll decode meanwhile
+                batch = self.consumer.poll(timeout_ms=500)  # the batches of the last poll decode meanwhile
             except KafkaError as e:  # kafka-python 3.0 can raise a lost connection from poll
                 event("poll_failed", error=repr(e))
                 time.sleep(0.5)  # the broker is away: it reconnects with backoff meanwhile
@@ -173,22 +180,27 @@ class ConsumerService:
                         continue  # fetched before this partition's start was decided; it is fetched again
                     messages = RecordBlock.join(blocks)
                     if config.max_records is not None:
-                        messages = messages[: config.max_records - consumed_this_run]
+                        messages = messages[: config.max_records - self._consumed()]
                     if messages:
                         self._decode(tp.partition, messages)
-                        consumed_this_run += len(messages)
                         last_record = last_fetched = time.monotonic()
                 if self.checkpoints.due():
                     self._checkpoint_and_commit()
             if self.telemetry.due():
                 self.telemetry.update(self.snapshot())
-            if config.max_records is not None and consumed_this_run >= config.max_records:
+            if config.max_records is not None and self._consumed() >= config.max_records:
                 return
             if time.monotonic() - last_record > (config.idle_timeout or math.inf):
                 if caught_up(self.consumer, self.config, self.joined):
                     event("idle", seconds=config.idle_timeout)
                     return
                 last_record = time.monotonic()
+            if self.revoked_at is not None and time.monotonic() - self.revoked_at > REJOIN_STUCK_AFTER:
+                self._fail(Failure(75, (
+                    f"no assignment came {REJOIN_STUCK_AFTER:.0f} s after a revocation (a kafka-python consumer "
+                    "stuck in a rebalance); starting again"
+                ), retry=True))  # fmt: skip
+                return
             if time.monotonic() - last_fetched > STALLED_AFTER:
                 if stalled(self.consumer):
                     self._fail(Failure(75, (
@@ -197,6 +209,11 @@ class ConsumerService:
                     ), retry=True))  # fmt: skip
                     return
                 last_fetched = time.monotonic()
+
+    def _consumed(self) -> int:
+        """Records consumed since the process started (learned, or being decoded)."""
+        decoding = sum(len(m) for _, m, _ in self.decoding)
+        return self.counters["consumed"] - self.consumed_at_start + decoding
 
     def _decode(self, partition: int, messages: RecordBlock) -> None:
         """Hand the messages to the decoding thread; where the count since the last
@@ -301,6 +318,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
             return
         with service.lock:  # waits for the batch in hand
             event("rebalance", revoked=sorted(tp.partition for tp in revoked))
+            service.revoked_at = time.monotonic()
             service._learn_decoded()
             partitions = {tp.partition for tp in revoked}
             checkpoints = service.checkpoints
@@ -318,7 +336,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
             if isinstance(self.service.checkpoints, TransactionalCheckpointer):
                 self.service.checkpoints.generation = self.service.consumer.group_metadata()
             self.service.pending_assignment |= {tp.partition for tp in assigned}
-            self.service.joined = True
+            self.service.joined, self.service.revoked_at = True, None
 
 
 def install_signal_handlers(service: ConsumerService, signalled: list[int] | None = None) -> None:

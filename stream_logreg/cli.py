@@ -226,7 +226,7 @@ def run_consume(args: argparse.Namespace) -> int:
         print(f"stream-logreg consume: {failure}", file=sys.stderr)
         while not signalled:
             try:
-                service = ConsumerService(config)
+                service = ConsumerService(config, service.consumed_at_start)
                 break
             except ServiceStartError as e:  # the broker is away: try again, not too often
                 print(f"stream-logreg consume: {e}; again in {pause:.0f} s", file=sys.stderr)
