@@ -111,6 +111,11 @@ def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
         # partitions added to it within 30 s (Kafka's default: 5 minutes).
         "allow_auto_create_topics": False,
         "metadata_max_age_ms": 30_000,
+        # Exactly once: read only committed records, and fetch a partition's committed offset
+        # only once no transaction that commits it is pending (kafka-python sends the
+        # offset fetch with require_stable then): a stalled instance's commit that the broker
+        # took before the stall may complete after the partition has moved on.
+        "isolation_level": "read_committed" if config.exactly_once else "read_uncommitted",
     }
 
 

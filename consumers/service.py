@@ -47,7 +47,8 @@ from stream_logreg.exceptions import FolderLockedError, ServiceStartError
 STALLED_AFTER = 60.0  # seconds without a record, while records wait, before starting the consumer again
 # Seconds from a revocation without the assignment that should follow before starting the
 # consumer again: kafka-python 3.0.12 can lose a join's completion when a poll's timeout runs
-# out during it (a slow revocation listener makes that likely), and then never fetches again.
+# out during it, and then never fetches again (the poll's timeout is made longer than a
+# checkpoint, which the revocation listener writes, to keep that from happening).
 REJOIN_STUCK_AFTER = 20.0
 
 __all__ = [
@@ -114,6 +115,7 @@ class ConsumerService:
         self.pending_assignment: set[Any] = set()
         self.joined = False  # the group has assigned this instance its share (maybe none) once
         self.revoked_at: float | None = None  # when partitions were revoked, until the next assignment
+        self.checkpoint_seconds = 0.0  # how long the last checkpoint took
         self.consumer: Any = None  # made by run()
         self.telemetry = Telemetry(self.snapshot())
 
@@ -162,7 +164,7 @@ class ConsumerService:
         last_record = last_fetched = time.monotonic()
         while not self.stop_requested:
             try:
-                batch = self.consumer.poll(timeout_ms=500)  # the batches of the last poll decode meanwhile
+                batch = self.consumer.poll(timeout_ms=self._poll_timeout_ms())  # last poll's batches decode meanwhile
             except KafkaError as e:  # kafka-python 3.0 can raise a lost connection from poll
                 event("poll_failed", error=repr(e))
                 time.sleep(0.5)  # the broker is away: it reconnects with backoff meanwhile
@@ -210,6 +212,12 @@ class ConsumerService:
                     return
                 last_fetched = time.monotonic()
 
+    def _poll_timeout_ms(self) -> int:
+        """Long enough for a rebalance whose revocation checkpoints: kafka-python 3.0.12 loses
+        a join's completion when the poll's timeout runs out during it (a poll returns as soon
+        as records come, so a long timeout costs nothing while they do)."""
+        return int(1000 * (0.5 + 2 * self.checkpoint_seconds))
+
     def _consumed(self) -> int:
         """Records consumed since the process started (learned, or being decoded)."""
         decoding = sum(len(m) for _, m, _ in self.decoding)
@@ -246,9 +254,11 @@ class ConsumerService:
         postponed (tried later) or the service has failed."""
         if self.failure is not None:
             return None
+        began = time.monotonic()
         try:
             if not self.checkpoints.write(self.model, self.metrics, self.counters, self.positions):
                 return None
+            self.checkpoint_seconds = time.monotonic() - began
         except Failure as e:
             self._fail(e)
             return None
