@@ -26,7 +26,7 @@ from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import ServiceStartError
 from stream_logreg.options import flag
 
-__all__ = ["Checkpointer", "Failure", "checkpoint_due"]
+__all__ = ["Checkpointer", "Failure", "checkpoint_due", "fresh_progress"]
 
 _COMMIT_METADATA = re.compile(r"[0-9a-f]{32}:\d+:([0-9a-f]{12})")  # instance:checkpoint:store key
 
@@ -142,6 +142,14 @@ class Checkpointer:
         if metadata.startswith(self.store.instance_id + ":"):
             return mine if mine is not None else committed.offset
         return max(committed.offset, mine or 0)
+
+
+def fresh_progress(config: ServiceConfig) -> dict[str, Any]:
+    """The progress of a service that has learned nothing yet: counters and metric state."""
+    metrics = ProgressiveMetrics(every=config.curve_every, curve_limit=1000)
+    counters = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
+    return {"group": config.group_id, "topic": config.topic, "counters": counters, "metrics": metrics.to_state(),
+            "offsets": {}}  # fmt: skip
 
 
 def checkpoint_due(config: ServiceConfig, since: int, last: float) -> bool:

@@ -30,7 +30,7 @@ from kafka import AsyncConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
-from consumers.checkpointing import Checkpointer, Failure
+from consumers.checkpointing import Checkpointer, Failure, fresh_progress
 from consumers.checkpoints import CheckpointStore, StateStore
 from consumers.config import ServiceConfig, consumer_settings, event, prepare_process
 from consumers.idle import caught_up, stalled, wait_for_topic
@@ -88,17 +88,11 @@ class ConsumerService:
         except ServiceStartError:
             self.store.unlock()
             raise
-        if restored is None:
-            self.model = LogisticRegression(**config.model)
-            self.metrics = ProgressiveMetrics(every=config.curve_every, curve_limit=1000)
-            self.positions: dict[int, int] = {}
-            self.counters: dict[str, Any] = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
-        else:
-            progress = restored.progress
-            self.model = restored.model
-            self.metrics = ProgressiveMetrics.from_state(progress["metrics"])
-            self.positions = {int(p): int(o) for p, o in progress["offsets"].items()}
-            self.counters = progress["counters"]
+        self.model = restored.model if restored is not None else LogisticRegression(**config.model)
+        progress = restored.progress if restored is not None else fresh_progress(config)
+        self.metrics = ProgressiveMetrics.from_state(progress["metrics"])
+        self.positions = {int(p): int(o) for p, o in progress["offsets"].items()}
+        self.counters: dict[str, Any] = progress["counters"]
         # What --max-records counts from: the state's count when the process started (a
         # service started again after an aborted transaction goes on counting from there).
         self.consumed_at_start = self.counters["consumed"] if consumed_at_start is None else consumed_at_start

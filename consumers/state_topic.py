@@ -14,14 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaConsumer
-from kafka.structs import TopicPartition
-
-from consumers.framing import pack, split, unpack
+from consumers.framing import committed_reader, pack, read_to_end, split, unpack
 from stream_logreg import LogisticRegression
 
 __all__ = ["KafkaStateStore", "StateSnapshot"]
@@ -57,22 +53,11 @@ class KafkaStateStore:
 
     def read(self, timeout: float = 120.0) -> tuple[dict[str, StateSnapshot], list[str]]:
         """Every instance's newest complete snapshot, and why others were passed over."""
-        consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers, group_id=None, enable_auto_commit=False,
-            isolation_level="read_committed", max_partition_fetch_bytes=8 << 20,
-        )  # fmt: skip
-        tp = TopicPartition(self.topic, 0)
+        consumer, partition = committed_reader(self.bootstrap_servers, self.topic, 0)
         latest: dict[bytes, tuple[bytes | None, dict[str, bytes]]] = {}
         try:
-            consumer.assign([tp])
-            consumer.seek_to_beginning(tp)
-            end, deadline = consumer.end_offsets([tp])[tp], time.monotonic() + timeout
-            while consumer.position(tp) < end:
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"could not read {self.topic} to its end ({end}) in {timeout:.0f} s")
-                for records in consumer.poll(timeout_ms=500).values():
-                    for record in records:
-                        latest[record.key] = (record.value, dict(record.headers))
+            for record in read_to_end(consumer, partition, timeout):
+                latest[record.key] = (record.value, dict(record.headers))
         finally:
             consumer.close()
         snapshots, passed = {}, []

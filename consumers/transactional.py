@@ -31,7 +31,7 @@ from kafka.errors import KafkaError, ProducerFencedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from consumers.changes_topic import ChangesFeed
-from consumers.checkpointing import Failure, checkpoint_due
+from consumers.checkpointing import Failure, checkpoint_due, fresh_progress
 from consumers.checkpoints import Checkpoint
 from consumers.config import ServiceConfig, event
 from consumers.group_sync import GroupSync
@@ -51,7 +51,7 @@ class TransactionalCheckpointer:
 
     def __init__(self, config: ServiceConfig, outputs: Outputs) -> None:
         self.config, self.outputs = config, outputs
-        self.store = self.state = KafkaStateStore(config.bootstrap_servers, config.state_topic, config.instance_id)
+        self.store = KafkaStateStore(config.bootstrap_servers, config.state_topic, config.instance_id)
         self.version = 0  # of this instance's newest snapshot
         self.since = 0  # records processed since it
         self.last = time.monotonic()  # when it was written
@@ -85,7 +85,7 @@ class TransactionalCheckpointer:
 
     def _restore(self) -> Checkpoint:
         config = self.config
-        snapshots, passed = self.state.read()
+        snapshots, passed = self.store.read()
         for why in passed:
             event("snapshot_skipped", reason=why)
         chosen = max(snapshots.values(), key=lambda s: s.changes_position, default=None)
@@ -102,8 +102,8 @@ class TransactionalCheckpointer:
         self.feed = ChangesFeed(config.bootstrap_servers, config.changes_topic, start)
         folded = sum(self.sync.fold(change) for change in self.feed.catch_up())
         if own is not None:
-            self.version, self.state.parts_written = own.version, own.parts
-        progress = own.progress if own is not None else _fresh_progress(config)
+            self.version, self.store.parts_written = own.version, own.parts
+        progress = own.progress if own is not None else fresh_progress(config)
         event("restored", snapshot_of=chosen and chosen.instance, version=chosen and chosen.version,
               changes_folded=folded, steps=model.n_steps)  # fmt: skip
         return Checkpoint(None, self.version, model, {**progress, "offsets": {}})
@@ -133,7 +133,7 @@ class TransactionalCheckpointer:
                 self.feed.publish(producer, change)
             progress = {"group": config.group_id, "topic": config.topic, "counters": counters,
                         "metrics": metrics.to_state()}  # fmt: skip
-            size = self.state.write(producer, self.version + 1, model, self.sync.clock, self.feed.position(), progress)
+            size = self.store.write(producer, self.version + 1, model, self.sync.clock, self.feed.position(), progress)
             offsets = {TopicPartition(config.topic, p): OffsetAndMetadata(o, "", -1)
                        for p, o in positions.items() if p in owned}  # fmt: skip
             if offsets:
@@ -176,9 +176,3 @@ class TransactionalCheckpointer:
     def close(self) -> None:
         if self.feed is not None:
             self.feed.close()
-
-
-def _fresh_progress(config: ServiceConfig) -> dict[str, Any]:
-    metrics = ProgressiveMetrics(every=config.curve_every, curve_limit=1000)
-    counters = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
-    return {"group": config.group_id, "topic": config.topic, "counters": counters, "metrics": metrics.to_state()}
