@@ -135,7 +135,7 @@ def test_one_instance_sigkilled_at_random_moments_is_bit_for_bit_a_clean_pass(ka
         process = start(kafka_bootstrap, topic, "solo", "solo", log, *options)  # no disk: all from Kafka
     stream.join()
     assert process.wait(timeout=180) == 0
-    assert log.read_bytes().count(b'"event": "restored"') == 4
+    assert log.read_bytes().count(b'"event": "restored"') >= 4  # and more after an in-process restart
     ((model, progress),) = exchanged_models(kafka_bootstrap, "solo", topic).values()
     want, metrics = expected(valid)
     assert model.weights == want.weights and model.intercept == want.intercept  # bit for bit
@@ -183,12 +183,13 @@ def test_three_instances_killed_at_random_share_one_model_and_publish_each_recor
 
 
 def kill_after_a_checkpoint(log: Path, runs: int, rng: random.Random) -> None:
-    """Wait until the instance's ``runs``-th run has restored and written a checkpoint, then
-    a random moment more (mid-transaction, mid-batch, ...)."""
+    """Wait until the instance's ``runs``-th process has restored and written a checkpoint,
+    then a random moment more (mid-transaction, mid-batch, ...). A process that started its
+    service again in-process (a stuck rebalance) restored more than once."""
 
     def checkpointed() -> bool:
         kinds = [e["event"] for e in events(log, "restored", "checkpoint")]
-        return kinds.count("restored") == runs and kinds[-1] == "checkpoint"
+        return kinds.count("restored") >= runs and kinds[-1] == "checkpoint"
 
     wait_until(checkpointed)
     time.sleep(rng.uniform(0.0, 1.5))
