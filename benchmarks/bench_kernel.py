@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 from numba import njit
-from river import linear_model
+from river import linear_model, optim
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import SGDClassifier
 
@@ -106,7 +106,7 @@ def dense(rows: int, river_rows: int) -> None:
     print(f"\n1. dense, {rows:,} x 20, one pass\n")
     print("| what | examples/s | its time / stream_logreg's | max abs weight diff vs stream_logreg |")
     print("|---|---|---|---|")
-    ours = LogisticRegression(lr=LR, intercept_lr=LR)
+    ours = LogisticRegression(optim.SGD(LR), intercept_lr=LR)
 
     def fresh_pass() -> None:
         ours.__init__(lr=LR, intercept_lr=LR)  # type: ignore[misc]
@@ -127,7 +127,7 @@ def dense(rows: int, river_rows: int) -> None:
             river.learn_one(x, label)
 
     t_river = timed(river_pass, repeat=2)
-    check = LogisticRegression(lr=LR, intercept_lr=LR)
+    check = LogisticRegression(optim.SGD(LR), intercept_lr=LR)
     check.learn_many(frame.iloc[:river_rows], labels.iloc[:river_rows])
     river_diff = max(abs(river.weights[k] - v) for k, v in check.weights.items())
     row("stream_logreg learn_many (DataFrame in)", rows, t_ours)
@@ -147,7 +147,7 @@ def sparse(rows: int) -> None:
     print("| what | examples/s | its time / stream_logreg's | max abs weight diff vs stream_logreg |")
     print("|---|---|---|---|")
     # scikit-learn damps the intercept's step by 0.01 on sparse input (SPARSE_INTERCEPT_DECAY).
-    ours = LogisticRegression(lr=LR, intercept_lr=LR * 0.01)
+    ours = LogisticRegression(optim.SGD(LR), intercept_lr=LR * 0.01)
     series = pd.Series(y)
 
     def fresh_pass() -> None:

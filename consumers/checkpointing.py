@@ -24,7 +24,7 @@ from consumers.outputs import Outputs
 from stream_logreg import LogisticRegression
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import ServiceStartError
-from stream_logreg.options import flag
+from stream_logreg.options import flag, settings_of
 
 __all__ = ["Checkpointer", "Failure", "checkpoint_due", "fresh_progress"]
 
@@ -65,9 +65,9 @@ class Checkpointer:
                     f"give each {what} its own --checkpoint-dir"
                 )
         for name, value in config.model.items():
-            if getattr(restored.model, name) != value:
+            if settings_of(restored.model)[name] != value:
                 raise ServiceStartError(
-                    f"{flag(name)} {value} differs from the {getattr(restored.model, name)} the model in "
+                    f"{flag(name)} {value} differs from the {settings_of(restored.model)[name]} the model in "
                     f"{config.checkpoint_dir} learns with; pass that value, or use a new --checkpoint-dir"
                 )
         self.version, self.fresh = restored.version, False

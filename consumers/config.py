@@ -64,7 +64,7 @@ class ServiceConfig:
     reset_model: bool = False
     max_record_bytes: int = 1 << 20
     max_abs_value: float = 1e9
-    model: Mapping[str, Any] = field(default_factory=dict)  # LogisticRegression's parameters
+    model: Mapping[str, Any] = field(default_factory=dict)  # the model's flags (options.model_params)
     max_records: int | None = None
     idle_timeout: float | None = None
     keep_checkpoints: int = 3

@@ -39,10 +39,10 @@ from consumers.processor import RecordProcessor
 from consumers.record_blocks import RecordBlock, read_in_blocks
 from consumers.telemetry import Snapshot, Telemetry
 from consumers.transactional import TransactionalCheckpointer
-from stream_logreg import LogisticRegression
 from stream_logreg.decode import JsonRows, Rows, Schema
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import FolderLockedError, ServiceStartError
+from stream_logreg.options import build_model
 
 STALLED_AFTER = 60.0  # seconds without a record, while records wait, before starting the consumer again
 # Seconds from a revocation without the assignment that should follow before starting the
@@ -88,7 +88,7 @@ class ConsumerService:
         except ServiceStartError:
             self.store.unlock()
             raise
-        self.model = restored.model if restored is not None else LogisticRegression(**config.model)
+        self.model = restored.model if restored is not None else build_model(config.model)
         progress = restored.progress if restored is not None else fresh_progress(config)
         self.metrics = ProgressiveMetrics.from_state(progress["metrics"])
         self.positions = {int(p): int(o) for p, o in progress["offsets"].items()}

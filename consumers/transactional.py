@@ -41,7 +41,7 @@ from stream_logreg import LogisticRegression
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import ServiceStartError
 from stream_logreg.kafka_admin import ensure_topic
-from stream_logreg.options import flag
+from stream_logreg.options import build_model, flag, settings_of
 
 __all__ = ["TransactionalCheckpointer"]
 
@@ -90,11 +90,11 @@ class TransactionalCheckpointer:
             event("snapshot_skipped", reason=why)
         chosen = max(snapshots.values(), key=lambda s: s.changes_position, default=None)
         own = snapshots.get(config.instance_id)
-        model = chosen.model if chosen is not None else LogisticRegression(**config.model)
+        model = chosen.model if chosen is not None else build_model(config.model)
         for name, value in config.model.items():
-            if getattr(model, name) != value:
+            if settings_of(model)[name] != value:
                 raise ServiceStartError(
-                    f"{flag(name)} {value} differs from the {getattr(model, name)} the group's model in "
+                    f"{flag(name)} {value} differs from the {settings_of(model)[name]} the group's model in "
                     f"{config.state_topic} learns with; pass that value, or use a new --state-topic"
                 )
         self.sync = GroupSync(model, config.instance_id, dict(chosen.clock) if chosen else {})

@@ -44,6 +44,12 @@ def check_rate(name: str, value: Any, allow_zero: bool) -> None:
         )
 
 
+def check_instance(name: str, value: Any, cls: type, where: str) -> None:
+    """Raise unless ``value`` is None or an instance of ``cls`` (found in ``where``)."""
+    if value is not None and not isinstance(value, cls):
+        raise TypeError(f"{name} must be None or an instance of {cls.__name__} from {where}, got {value!r}")
+
+
 def check_label(y: Any) -> float:
     """Return 1.0 or 0.0 for a binary label, or raise ValueError naming it."""
     if y is True:

@@ -8,7 +8,8 @@
  * kernels run the same code.
  *
  * margin(index, coef, x, intercept) -> z = sum_j w_j x_j + b, checking every value of x.
- * step(address, index, coef, slots, x, y, w, params, intercept, t) -> new intercept.
+ * step(address, index, coef, slots, x, y, w, params, scalars, t) -> None. scalars is a
+ *   float64 array [intercept, L1 total], updated in place once the step succeeded.
  *   Checks all of x before it changes anything; registers new names in index (their
  *   weight starts at 0) once the step succeeded; raises MarginError if the margin is not
  *   finite. coef must have room for len(index) + len(x) columns; address and params come
@@ -141,18 +142,19 @@ typedef double (*one_step_fn)(const long long *cols, const double *values, long 
 #define MAX_PARAMS 16
 
 static PyObject *step(PyObject *self, PyObject *args) {
-    PyObject *index, *coef_obj, *slots_obj, *x, *params_obj, *key, *value, *result = NULL;
-    Py_buffer coef, slots;
+    PyObject *index, *coef_obj, *slots_obj, *x, *params_obj, *scalars_obj, *key, *value;
+    PyObject *result = NULL;
+    Py_buffer coef, slots, scalars;
     unsigned long long address;
     long long t;
-    double y, sample_weight, intercept, z, params[MAX_PARAMS], state[2];
+    double y, sample_weight, z, params[MAX_PARAMS], state[3], *scalar;
     double values_stack[STACK_FEATURES], *values = values_stack;
     long long cols_stack[STACK_FEATURES], *cols = cols_stack;
     Py_ssize_t pos = 0, i = 0, n, n_before, n_new = 0, capacity, n_params, col;
     one_step_fn fn;
-    if (!PyArg_ParseTuple(args, "KO!OOO!ddO!dL", &address, &PyDict_Type, &index, &coef_obj,
+    if (!PyArg_ParseTuple(args, "KO!OOO!ddO!OL", &address, &PyDict_Type, &index, &coef_obj,
                           &slots_obj, &PyDict_Type, &x, &y, &sample_weight, &PyTuple_Type,
-                          &params_obj, &intercept, &t))
+                          &params_obj, &scalars_obj, &t))
         return NULL;
     n_params = PyTuple_GET_SIZE(params_obj);
     if (n_params > MAX_PARAMS) {
@@ -168,8 +170,18 @@ static PyObject *step(PyObject *self, PyObject *args) {
         PyBuffer_Release(&coef);
         return NULL;
     }
+    if (get_buffer(scalars_obj, &scalars, "d", "scalars", 0) < 0) {
+        PyBuffer_Release(&coef);
+        PyBuffer_Release(&slots);
+        return NULL;
+    }
+    scalar = scalars.buf;
     capacity = coef.len / 8;
     n = PyDict_GET_SIZE(x);
+    if (scalars.len != 2 * 8) {
+        PyErr_SetString(PyExc_ValueError, "scalars must hold [intercept, L1 total]");
+        goto done;
+    }
     n_before = PyDict_GET_SIZE(index);
     if (capacity < n_before + n) {
         PyErr_SetString(PyExc_RuntimeError, "coef has no room for the new features");
@@ -191,8 +203,9 @@ static PyObject *step(PyObject *self, PyObject *args) {
         if ((col = column_of(index, key)) == -2) goto done;
         cols[i++] = col >= 0 ? col : n_before + n_new++;
     }
-    state[0] = intercept;
+    state[0] = scalar[0];
     state[1] = (double)t;
+    state[2] = scalar[1];
     fn = (one_step_fn)(uintptr_t)address;
     z = fn(cols, values, n, y, sample_weight, coef.buf, slots.buf, capacity,
            capacity ? slots.len / 8 / capacity : 0, params, state);
@@ -205,12 +218,16 @@ static PyObject *step(PyObject *self, PyObject *args) {
     while (n_new > 0 && PyDict_Next(x, &pos, &key, &value)) {
         if (cols[i++] >= n_before && add_column(index, key) < 0) goto done; /* out of memory */
     }
-    result = PyFloat_FromDouble(state[0]);
+    scalar[0] = state[0];
+    scalar[1] = state[2];
+    result = Py_None;
+    Py_INCREF(result);
 done:
     if (values != values_stack) PyMem_Free(values);
     if (cols != cols_stack) PyMem_Free(cols);
     PyBuffer_Release(&coef);
     PyBuffer_Release(&slots);
+    PyBuffer_Release(&scalars);
     return result;
 }
 
@@ -275,7 +292,7 @@ done:
 static PyMethodDef methods[] = {
     {"margin", margin, METH_VARARGS, "margin(index, coef, x, intercept) -> theta^T x + b"},
     {"step", step, METH_VARARGS,
-     "step(address, index, coef, slots, x, y, w, params, intercept, t) -> new intercept"},
+     "step(address, index, coef, slots, x, y, w, params, scalars, t) -> None"},
     {"pack", pack, METH_VARARGS, "pack(index, xs, indptr, indices, data) -> None"},
     {NULL, NULL, 0, NULL},
 };

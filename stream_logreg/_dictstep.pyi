@@ -10,8 +10,8 @@ def step(
     y: float,
     w: float,
     params: tuple[float, ...],
-    intercept: float,
+    scalars: np.ndarray,
     t: int,
     /,
-) -> float: ...
+) -> None: ...
 def pack(index: dict, xs: list, indptr: np.ndarray, indices: np.ndarray, data: np.ndarray, /) -> None: ...

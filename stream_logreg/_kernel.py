@@ -9,18 +9,21 @@ and :func:`learn_csr` (CSR arrays); :func:`one_step_address` gives C code (learn
 dict) a compiled entry point to the same row.
 
 What the step does is chosen at compile time by the types of a :class:`Rule`: its
-optimizer (:class:`SGD`) and its loss (:class:`Log`) are small NamedTuples of their
-hyper-parameters; :func:`optimizer_rate`, :func:`optimizer_update` and
-:func:`loss_gradient` dispatch on their types (``numba.extending.overload``), so a new
-optimizer is a NamedTuple and two overloads, and every form of input gets it. Per-
-coordinate optimizer state lives in ``slots`` (a 2-D array, one row per kind of state,
-one column per model column; SGD has none) and grows and rolls back with ``coef``.
+optimizer (:class:`SGD`, :class:`AdaGrad`, :class:`RMSProp`, :class:`Adam`, :class:`FTRL`)
+and its loss (:class:`Log`) are small NamedTuples of their hyper-parameters;
+:func:`optimizer_rate`, :func:`optimizer_update` and :func:`loss_gradient` dispatch on
+their types (``numba.extending.overload``), so a new optimizer is a NamedTuple, its
+overloads and a C entry, and every form of input gets it. Each computes what river's
+optimizer of the same name computes, in the same order, so the weights are river's bit for
+bit (see :class:`Powers`). Per-coordinate optimizer state lives in ``slots`` (a 2-D array,
+one row per kind of state, :data:`SLOT_NAMES`, then river's cumulative L1 penalty when l1 >
+0; one column per model column) and grows and rolls back with ``coef``.
 
 The drivers stop before a row whose margin is not finite (absurdly large features) and
 return its index, so that the caller can undo the batch; otherwise they return -1. They
 keep p = g(z) of each row in ``probas`` (the prediction before learning, for progressive
-validation) unless ``probas`` is empty. ``state`` is a float64 array [intercept, t], read
-and updated in place.
+validation) unless ``probas`` is empty. ``state`` is a float64 array [intercept, t, L1 total],
+read and updated in place.
 
 Nothing is compiled at import: numba compiles on the first call and caches the machine
 code on disk (``cache=True``), in ``$NUMBA_CACHE_DIR`` when that is set, else in the
@@ -49,7 +52,7 @@ from stream_logreg._paths import use_user_cache_for_numba
 use_user_cache_for_numba()
 
 _sigmoid = njit(cache=True)(_math.sigmoid)
-_log_loss_gradient = njit(cache=True, inline="always")(_math.log_loss_gradient)
+_EXP_LIMIT = _math.EXP_LIMIT
 
 
 # -- the parts of a step, as typed records ---------------------------------------------------
@@ -64,9 +67,49 @@ class Rate(NamedTuple):
 
 
 class SGD(NamedTuple):
-    """Plain SGD: coef[c] -= lr(t) * gradient."""
+    """river's ``optim.SGD``: coef[c] -= lr(t) * gradient."""
 
     lr: Rate
+
+
+class AdaGrad(NamedTuple):
+    """river's ``optim.AdaGrad``: g2 += gradient ** 2; coef -= lr(t) / (g2 + eps) ** 0.5 * gradient."""
+
+    lr: Rate
+    eps: float
+
+
+class RMSProp(NamedTuple):
+    """river's ``optim.RMSProp``: g2 = rho g2 + (1 - rho) gradient * gradient, then AdaGrad's
+    step. (river's linear models step RMSProp and Adam on a ``VectorDict``, which squares by
+    multiplying; AdaGrad and FTRL on dicts, where ``** 2`` calls ``pow``.)"""
+
+    lr: Rate
+    rho: float
+    eps: float
+
+
+class Adam(NamedTuple):
+    """river's ``optim.Adam``: moments m and v, the rate corrected for their bias at step t."""
+
+    lr: Rate
+    beta_1: float
+    beta_2: float
+    eps: float
+
+
+class FTRL(NamedTuple):
+    """river's ``optim.FTRLProximal``: the weight from z and n, then z and n updated."""
+
+    alpha: float
+    beta: float
+    l1: float
+    l2: float
+
+
+# How many rows of ``slots`` each optimizer keeps (its per-coordinate state, in this order).
+SLOT_NAMES: dict[type, tuple[str, ...]] = {SGD: (), AdaGrad: ("g2",), RMSProp: ("g2",), Adam: ("m", "v"),
+                                           FTRL: ("z", "n")}  # fmt: skip
 
 
 class Log(NamedTuple):
@@ -77,22 +120,46 @@ class Log(NamedTuple):
     weight_neg: float = 1.0
 
 
-class Rule(NamedTuple):
-    """Everything one step needs besides the data and the model's arrays."""
+class Powers(NamedTuple):
+    """The exponents river's optimizers raise to, as run-time values.
 
-    optimizer: SGD
+    CPython computes ``x ** 0.5`` and ``x ** 2`` with the C library's ``pow``; LLVM rewrites
+    a ``pow`` whose exponent it can see into ``sqrt`` or ``x * x``, which round differently
+    in about one case in 1,200. Passed in, the exponents stay unseen and the results equal
+    river's bit for bit.
+    """
+
+    half: float = 0.5
+    square: float = 2.0
+    inverse: float = -1.0
+
+
+class Rule(NamedTuple):
+    """Everything one step needs besides the data and the model's arrays. With ``l1`` > 0,
+    the last row of ``slots`` holds river's cumulative L1 penalty of each column."""
+
+    optimizer: SGD | AdaGrad | RMSProp | Adam | FTRL
     loss: Log
     intercept_lr: Rate
     l2: float
+    l1: float
     clip: float
+    powers: Powers = Powers()
 
 
-def optimizer_rate(optimizer: Any, t: int) -> float:
+def optimizer_rate(optimizer: Any, t: int, powers: Powers) -> float:
     """The optimizer's step size at step t, computed once per row (compiled code only)."""
     raise NotImplementedError
 
 
-def optimizer_update(optimizer: Any, rate: float, coef: Any, slots: Any, c: int, gradient: float) -> None:
+def optimizer_base_rate(optimizer: Any, t: int) -> float:
+    """river's ``optimizer.learning_rate`` at t: its scheduler's rate (compiled code only)."""
+    raise NotImplementedError
+
+
+def optimizer_update(
+    optimizer: Any, rate: float, powers: Powers, coef: Any, slots: Any, c: int, gradient: float
+) -> None:
     """Move coef[c] (and the optimizer's slots[:, c]) by one step (compiled code only)."""
     raise NotImplementedError
 
@@ -102,8 +169,8 @@ def loss_gradient(loss: Any, z: float, y: float) -> float:
     raise NotImplementedError
 
 
-def _is(numba_type: Any, cls: type) -> bool:
-    return isinstance(numba_type, types.BaseNamedTuple) and numba_type.instance_class is cls  # type: ignore[attr-defined]
+def _is(numba_type: Any, *classes: type) -> bool:
+    return isinstance(numba_type, types.BaseNamedTuple) and numba_type.instance_class in classes  # type: ignore[attr-defined]
 
 
 @njit(cache=True, inline="always")
@@ -113,21 +180,77 @@ def _at_step(rate, t):
     return rate.base / math.pow(t + 1.0, rate.power)
 
 
-@overload(optimizer_rate, inline="always")
-def _optimizer_rate(optimizer, t):
-    if _is(optimizer, SGD):
+@overload(optimizer_base_rate, inline="always")
+def _optimizer_base_rate(optimizer, t):
+    if _is(optimizer, SGD, AdaGrad, RMSProp, Adam):
         return lambda optimizer, t: _at_step(optimizer.lr, t)
+    if _is(optimizer, FTRL):  # no rate: the model refuses l1 with FTRL, which has its own
+        return lambda optimizer, t: 0.0
+    return None
+
+
+@overload(optimizer_rate, inline="always")
+def _optimizer_rate(optimizer, t, powers):
+    if _is(optimizer, SGD, AdaGrad, RMSProp):
+        return lambda optimizer, t, powers: _at_step(optimizer.lr, t)
+    if _is(optimizer, Adam):
+
+        def adam(optimizer, t, powers):
+            rate = _at_step(optimizer.lr, t) * (1.0 - optimizer.beta_2 ** (t + 1.0)) ** powers.half
+            return rate / (1.0 - optimizer.beta_1 ** (t + 1.0))
+
+        return adam
+    if _is(optimizer, FTRL):
+        return lambda optimizer, t, powers: 0.0
     return None
 
 
 @overload(optimizer_update, inline="always")
-def _optimizer_update(optimizer, rate, coef, slots, c, gradient):
+def _optimizer_update(optimizer, rate, powers, coef, slots, c, gradient):
     if _is(optimizer, SGD):
 
-        def sgd(optimizer, rate, coef, slots, c, gradient):
+        def sgd(optimizer, rate, powers, coef, slots, c, gradient):
             coef[c] = coef[c] - rate * gradient
 
         return sgd
+    if _is(optimizer, AdaGrad):
+
+        def adagrad(optimizer, rate, powers, coef, slots, c, gradient):
+            g2 = slots[0, c] + gradient**powers.square
+            slots[0, c] = g2
+            coef[c] = coef[c] - rate / (g2 + optimizer.eps) ** powers.half * gradient
+
+        return adagrad
+    if _is(optimizer, RMSProp):
+
+        def rmsprop(optimizer, rate, powers, coef, slots, c, gradient):
+            g2 = optimizer.rho * slots[0, c] + (1.0 - optimizer.rho) * (gradient * gradient)
+            slots[0, c] = g2
+            coef[c] = coef[c] - rate / (g2 + optimizer.eps) ** powers.half * gradient
+
+        return rmsprop
+    if _is(optimizer, Adam):
+
+        def adam(optimizer, rate, powers, coef, slots, c, gradient):
+            m = optimizer.beta_1 * slots[0, c] + (1.0 - optimizer.beta_1) * gradient
+            v = optimizer.beta_2 * slots[1, c] + (1.0 - optimizer.beta_2) * (gradient * gradient)
+            slots[0, c], slots[1, c] = m, v
+            coef[c] = coef[c] - rate * m / (v**powers.half + optimizer.eps)
+
+        return adam
+    if _is(optimizer, FTRL):
+
+        def ftrl(optimizer, rate, powers, coef, slots, c, gradient):
+            z, n = slots[0, c], slots[1, c]
+            if abs(z) > optimizer.l1:
+                shrink = ((optimizer.beta + n**powers.half) / optimizer.alpha + optimizer.l2) ** powers.inverse
+                coef[c] = -shrink * (z - math.copysign(optimizer.l1, z))
+            g2 = gradient**powers.square
+            s = ((n + g2) ** powers.half - n**powers.half) / optimizer.alpha
+            slots[0, c] = z + (gradient - s * coef[c])
+            slots[1, c] = n + g2
+
+        return ftrl
     return None
 
 
@@ -136,10 +259,30 @@ def _loss_gradient(loss, z, y):
     if _is(loss, Log):
 
         def log(loss, z, y):
-            return _log_loss_gradient(z, y) * (loss.weight_pos if y else loss.weight_neg)
+            # -s weight / (exp(s z) + 1), s = +-1, rounded once as river rounds it (see _math)
+            s = 1.0 if y else -1.0
+            signed_weight = -s * (loss.weight_pos if y else loss.weight_neg)
+            sz = s * z
+            if sz <= _EXP_LIMIT:
+                return signed_weight / (math.exp(sz) + 1.0)
+            return signed_weight * math.exp(-sz)
 
         return log
     return None
+
+
+@njit(cache=True, inline="always")
+def _apply_l1(coef, penalties, c, total):
+    """river's cumulative L1 penalty on coef[c]: shrink it towards 0 by what the penalty
+    has grown since this column last took it, never past 0."""
+    before = coef[c]
+    if before > 0.0:
+        after = before - (total + penalties[c])
+        coef[c] = after if after > 0.0 else 0.0
+    elif before < 0.0:
+        after = before + (total - penalties[c])
+        coef[c] = after if after < 0.0 else 0.0
+    penalties[c] = penalties[c] + (coef[c] - before)
 
 
 # -- the row, written once ---------------------------------------------------------------------
@@ -167,21 +310,30 @@ def _margin(coef, cols, values, i, start, stop, intercept):
 
 
 @njit(cache=True, inline="always")
-def _learn_row(rule, coef, slots, cols, values, i, start, stop, z, y, w, t):
-    """One step on the row whose margin is z; returns the intercept's change."""
+def _learn_row(rule, coef, slots, cols, values, i, start, stop, z, y, w, t, l1_total):
+    """One step on the row whose margin is z, in river's order: the loss gradient, the
+    optimizer's step on each column, then (l1 > 0) the cumulative L1 penalty, whose total
+    grows by l1 times the optimizer's rate at t + 1 first. Returns the intercept's change
+    and the new L1 total."""
     g = loss_gradient(rule.loss, z, y) * w
     if g > rule.clip:
         g = rule.clip
     elif g < -rule.clip:
         g = -rule.clip
-    rate, l2 = optimizer_rate(rule.optimizer, t), rule.l2
+    optimizer, powers, l2, l1 = rule.optimizer, rule.powers, rule.l2, rule.l1
+    rate = optimizer_rate(optimizer, t, powers)
+    if l1 != 0.0:
+        l1_total = l1_total + l1 * optimizer_base_rate(optimizer, t + 1)
+        penalties = slots[slots.shape[0] - 1]
     for k in range(start, stop):
         c = cols[k]
         gradient = g * value_at(values, i, k)
         if l2 != 0.0:
             gradient += l2 * coef[c]
-        optimizer_update(rule.optimizer, rate, coef, slots, c, gradient)
-    return _at_step(rule.intercept_lr, t) * g
+        optimizer_update(optimizer, rate, powers, coef, slots, c, gradient)
+        if l1 != 0.0:
+            _apply_l1(coef, penalties, c, l1_total)
+    return _at_step(rule.intercept_lr, t) * g, l1_total
 
 
 # How far ahead the loops ask for data they will need (see _prefetch): rows of a dense X
@@ -225,7 +377,7 @@ _prefetch: Any = intrinsic(_prefetch_typer)
 @njit(cache=True, nogil=True)
 def learn_dense(X, cols, y, w, coef, slots, state, rule, probas):
     """Learn the rows of X (n x d, row- or column-major); column j of X is coef[cols[j]]."""
-    intercept, t = state[0], np.int64(state[1])
+    intercept, t, l1_total = state[0], np.int64(state[1]), state[2]
     keep = probas.shape[0] > 0
     n, d = X.shape
     for i in range(n):
@@ -237,9 +389,10 @@ def learn_dense(X, cols, y, w, coef, slots, state, rule, probas):
             return i
         if keep:
             probas[i] = _sigmoid(z)
-        intercept -= _learn_row(rule, coef, slots, cols, X, i, 0, d, z, y[i], w[i], t)
+        change, l1_total = _learn_row(rule, coef, slots, cols, X, i, 0, d, z, y[i], w[i], t, l1_total)
+        intercept -= change
         t += 1
-    state[0], state[1] = intercept, t
+    state[0], state[1], state[2] = intercept, t, l1_total
     return -1
 
 
@@ -247,7 +400,7 @@ def learn_dense(X, cols, y, w, coef, slots, state, rule, probas):
 def learn_csr(indptr, indices, data, y, w, coef, slots, state, rule, probas):
     """Learn the rows of a CSR matrix; row i has values data[k] for coef[indices[k]], for k
     in indptr[i]:indptr[i + 1], in that order."""
-    intercept, t = state[0], np.int64(state[1])
+    intercept, t, l1_total = state[0], np.int64(state[1]), state[2]
     keep = probas.shape[0] > 0
     n = indptr.shape[0] - 1
     for i in range(n):
@@ -260,9 +413,10 @@ def learn_csr(indptr, indices, data, y, w, coef, slots, state, rule, probas):
             return i
         if keep:
             probas[i] = _sigmoid(z)
-        intercept -= _learn_row(rule, coef, slots, indices, data, i, start, stop, z, y[i], w[i], t)
+        change, l1_total = _learn_row(rule, coef, slots, indices, data, i, start, stop, z, y[i], w[i], t, l1_total)
+        intercept -= change
         t += 1
-    state[0], state[1] = intercept, t
+    state[0], state[1], state[2] = intercept, t, l1_total
     return -1
 
 
@@ -270,7 +424,7 @@ def learn_csr(indptr, indices, data, y, w, coef, slots, state, rule, probas):
 
 # double step(cols, values, n, y, w, coef, slots, capacity, n_slots, params, state):
 # learns one row of n entries; returns its margin z (not finite: nothing changed). ``params``
-# is the rule flattened by :func:`flat_params`; ``state`` is [intercept, t].
+# is the rule flattened by :func:`flat_params`; ``state`` is [intercept, t, L1 total].
 _ONE_STEP_SIGNATURE = types.double(
     types.CPointer(types.int64), types.CPointer(types.double), types.int64, types.double, types.double,
     types.CPointer(types.double), types.CPointer(types.double), types.int64, types.int64,
@@ -278,35 +432,70 @@ _ONE_STEP_SIGNATURE = types.double(
 )  # fmt: skip
 
 
-def _sgd_log_one(cols, values, n, y, w, coef, slots, capacity, n_slots, params, state):
-    p = carray(params, 8)
-    rule = Rule(SGD(Rate(p[0], p[1])), Log(p[2], p[3]), Rate(p[4], p[5]), p[6], p[7])
-    return _one(rule, carray(cols, n), carray(values, n), y, w, carray(coef, capacity),
-                carray(slots, (n_slots, capacity)), carray(state, 2))  # fmt: skip
+# One entry per optimizer: its fields first in ``params``, then the rest of the rule (_rest).
+def _sgd_one(cols, values, n, y, w, coef, slots, capacity, n_slots, params, state):
+    p = carray(params, 12)
+    rule = _rest(SGD(Rate(p[0], p[1])), p, 2)
+    return _one(rule, cols, values, n, y, w, coef, slots, capacity, n_slots, state)
+
+
+def _adagrad_one(cols, values, n, y, w, coef, slots, capacity, n_slots, params, state):
+    p = carray(params, 13)
+    rule = _rest(AdaGrad(Rate(p[0], p[1]), p[2]), p, 3)
+    return _one(rule, cols, values, n, y, w, coef, slots, capacity, n_slots, state)
+
+
+def _rmsprop_one(cols, values, n, y, w, coef, slots, capacity, n_slots, params, state):
+    p = carray(params, 14)
+    rule = _rest(RMSProp(Rate(p[0], p[1]), p[2], p[3]), p, 4)
+    return _one(rule, cols, values, n, y, w, coef, slots, capacity, n_slots, state)
+
+
+def _adam_one(cols, values, n, y, w, coef, slots, capacity, n_slots, params, state):
+    p = carray(params, 15)
+    rule = _rest(Adam(Rate(p[0], p[1]), p[2], p[3], p[4]), p, 5)
+    return _one(rule, cols, values, n, y, w, coef, slots, capacity, n_slots, state)
+
+
+def _ftrl_one(cols, values, n, y, w, coef, slots, capacity, n_slots, params, state):
+    p = carray(params, 14)
+    rule = _rest(FTRL(p[0], p[1], p[2], p[3]), p, 4)
+    return _one(rule, cols, values, n, y, w, coef, slots, capacity, n_slots, state)
 
 
 @njit(cache=True, inline="always")
-def _one(rule, cols, values, y, w, coef, slots, state):
+def _rest(optimizer, p, i):
+    """The rule whose optimizer is given and whose other fields follow in p from i on."""
+    return Rule(optimizer, Log(p[i], p[i + 1]), Rate(p[i + 2], p[i + 3]), p[i + 4], p[i + 5], p[i + 6],
+                Powers(p[i + 7], p[i + 8], p[i + 9]))  # fmt: skip
+
+
+@njit(cache=True, inline="always")
+def _one(rule, cols_ptr, values_ptr, n, y, w, coef_ptr, slots_ptr, capacity, n_slots, state_ptr):
+    cols, values = carray(cols_ptr, n), carray(values_ptr, n)
+    coef, slots, state = carray(coef_ptr, capacity), carray(slots_ptr, (n_slots, capacity)), carray(state_ptr, 3)
     intercept, t = state[0], np.int64(state[1])
-    z = _margin(coef, cols, values, 0, 0, cols.shape[0], intercept)
+    z = _margin(coef, cols, values, 0, 0, n, intercept)
     if math.isfinite(z):
-        state[0] = intercept - _learn_row(rule, coef, slots, cols, values, 0, 0, cols.shape[0], z, y, w, t)
+        change, state[2] = _learn_row(rule, coef, slots, cols, values, 0, 0, n, z, y, w, t, state[2])
+        state[0] = intercept - change
     return z
 
 
 def flat_params(rule: Rule) -> tuple[float, ...]:
-    """The rule as the flat floats the C entry point of its kind reads."""
-    return (*rule.optimizer.lr, *rule.loss, *rule.intercept_lr, rule.l2, rule.clip)
+    """The rule as the flat floats the C entry point of its optimizer reads."""
+    optimizer = tuple(v for field in rule.optimizer for v in (field if isinstance(field, tuple) else (field,)))
+    return (*optimizer, *rule.loss, *rule.intercept_lr, rule.l2, rule.l1, rule.clip, *rule.powers)
 
 
-_ONE_STEP_ENTRIES = {(SGD, Log): _sgd_log_one}
-_ONE_STEP_ADDRESSES: dict[tuple[type, type], int] = {}
+_ONE_STEP_ENTRIES = {SGD: _sgd_one, AdaGrad: _adagrad_one, RMSProp: _rmsprop_one, Adam: _adam_one, FTRL: _ftrl_one}
+_ONE_STEP_ADDRESSES: dict[type, int] = {}
 
 
 def one_step_address(rule: Rule) -> int:
-    """The address of the compiled one-example step for the rule's optimizer and loss
-    (compiled, or loaded from the disk cache, on first use)."""
-    kind = (type(rule.optimizer), type(rule.loss))
+    """The address of the compiled one-example step for the rule's optimizer (compiled, or
+    loaded from the disk cache, on first use)."""
+    kind = type(rule.optimizer)
     if kind not in _ONE_STEP_ADDRESSES:
         compiled: Any = cfunc(_ONE_STEP_SIGNATURE, cache=True)(_ONE_STEP_ENTRIES[kind])
         _ONE_STEP_ADDRESSES[kind] = compiled.address

@@ -6,11 +6,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from river import base
+from river import base, optim
 
-from stream_logreg import _batches, _dictstep, _spec
+from stream_logreg import _batches, _dictstep, _exact, _spec
 from stream_logreg._checks import (
     check_frame,
+    check_instance,
     check_label,
     check_labels,
     check_rate,
@@ -29,42 +30,55 @@ if TYPE_CHECKING:
     import scipy.sparse
 
     from stream_logreg._kernel import Rule
-    from stream_logreg._spec import Rate
 
 
 class LogisticRegression(ModelFile, base.MiniBatchClassifier):
-    """Binary logistic regression learned online, one SGD step per example.
+    """Binary logistic regression learned online, one step per example: river's
+    ``linear_model.LogisticRegression``, same constructor, same steps, same weights.
 
-    Each labelled example (x, y) moves the model by one step on the single-sample log loss:
-    with z = theta^T x + b and g(z) the sigmoid, ``theta_j -= lr(t) * ((g(z) - y) x_j +
-    l2 theta_j)`` for every feature present in x and ``b -= intercept_lr(t) * (g(z) - y)``.
-    The steps follow river's ``LogisticRegression`` with ``optim.SGD`` in the same order, so
-    the two give the same weights (see the README for the one documented difference, on
-    margins beyond |z| > 18 where river cuts the sigmoid's tails).
+    Each labelled example (x, y) moves the model by one step on that example alone, in
+    river's order: with z = theta^T x + b, the loss gradient g = dLoss/dz (for the log
+    loss, sigmoid(z) - y) times the sample weight, clipped to +-clip_gradient; the
+    intercept's step ``b -= intercept_lr(t) * g``; the optimizer's step on the gradient
+    ``g x_j + l2 theta_j`` of each feature present in x; then, with ``l1`` > 0, river's
+    cumulative L1 penalty on those features (its running total grows by
+    ``l1 * optimizer.learning_rate`` at t + 1, and each weight is shrunk towards 0 by what
+    it has not yet paid of it, never past 0). river refuses l1 and l2 together; here both
+    apply (elastic net), in that order.
 
-    ``learn_one`` runs a compiled step on the dict; ``learn_many`` (DataFrame) and
-    ``learn_batch`` (list of dicts) run the compiled kernel over the whole batch. All three
-    give the same model, bit for bit.
+    SGD, AdaGrad, RMSProp, Adam and FTRLProximal with the log loss, float, ``Constant`` or
+    ``InverseScaling`` rates and zero initial weights run in the compiled kernel, for
+    ``learn_one``, ``learn_batch`` and ``learn_many`` alike, and give river's weights bit
+    for bit (see the README for the one documented difference, on margins beyond |z| > 18
+    where river cuts the sigmoid's tails). Everything else (other optimizers, losses,
+    initializers, schedulers) takes an exact path through river's own code.
 
     Parameters
     ----------
-    lr
-        Learning rate of the weights: a float > 0 or a river scheduler
-        (``river.optim.schedulers``), evaluated at the step count t (0 for the first step).
+    optimizer
+        The optimizer of the weights (``river.optim``); None means ``optim.SGD(0.01)``.
+    loss
+        A binary loss (``river.optim.losses``); None means ``optim.losses.Log()``.
     l2
         L2 penalty >= 0, applied to the weights of the features present in x.
+    l1
+        L1 penalty >= 0, river's cumulative form (not with FTRLProximal, which has its own
+        ``l1``).
     intercept_init
         Initial intercept.
     intercept_lr
-        Learning rate of the intercept: a float >= 0 (0 freezes it) or a river scheduler.
+        Learning rate of the intercept: a float >= 0 (0 freezes it; stored as
+        ``optim.schedulers.Constant``, as river does) or a river scheduler.
     clip_gradient
-        The loss gradient g(z) - y, times the sample weight, is clipped to
-        [-clip_gradient, clip_gradient].
+        The loss gradient, times the sample weight, is clipped to [-clip_gradient, clip_gradient].
+    initializer
+        The initial weight of a new feature (``river.optim.initializers``); None means zeros.
 
     Examples
     --------
+    >>> from river import optim
     >>> from stream_logreg import LogisticRegression
-    >>> model = LogisticRegression(lr=0.5)
+    >>> model = LogisticRegression(optimizer=optim.SGD(0.5))
     >>> for x, y in [({"a": 1.0}, True), ({"a": -1.0}, False)] * 20:
     ...     model.learn_one(x, y)
     >>> model.predict_one({"a": 2.0})
@@ -75,32 +89,60 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
 
     def __init__(
         self,
-        lr: Rate = 0.01,
+        optimizer: optim.base.Optimizer | None = None,
+        loss: optim.losses.BinaryLoss | None = None,
         l2: float = 0.0,
+        l1: float = 0.0,
         intercept_init: float = 0.0,
-        intercept_lr: Rate = 0.01,
+        intercept_lr: float | optim.base.Scheduler = 0.01,
         clip_gradient: float = 1e12,
+        initializer: optim.base.Initializer | None = None,
     ) -> None:
-        check_rate("lr", lr, allow_zero=False)
+        check_instance("optimizer", optimizer, optim.base.Optimizer, "river.optim, such as optim.SGD(0.01)")
+        check_instance("loss", loss, optim.losses.BinaryLoss, "river.optim.losses, such as optim.losses.Log()")
         check_real("l2", l2, minimum=0.0)
+        check_real("l1", l1, minimum=0.0)
         check_real("intercept_init", intercept_init)
         check_rate("intercept_lr", intercept_lr, allow_zero=True)
         check_real("clip_gradient", clip_gradient, minimum=0.0, strict=True)
-        self.lr = lr
+        check_instance("initializer", initializer, optim.base.Initializer, "river.optim.initializers")
+        rate = getattr(optimizer, "lr", None)
+        if rate is not None:
+            rate = rate.learning_rate if isinstance(rate, optim.schedulers.Constant) else rate
+            check_rate("the optimizer's lr", rate, allow_zero=False)
+        if l1 and isinstance(optimizer, optim.FTRLProximal):
+            raise ValueError(
+                f"l1={l1!r} with FTRLProximal: river's cumulative L1 penalty needs a learning rate, which "
+                "FTRLProximal has not; pass the penalty to the optimizer instead, FTRLProximal(l1=...)"
+            )
+        self.optimizer = optim.SGD(0.01) if optimizer is None else optimizer
+        self.loss = optim.losses.Log() if loss is None else loss
         self.l2 = l2
+        self.l1 = l1
         self.intercept_init = intercept_init
-        self.intercept_lr = intercept_lr
+        self.intercept_lr = (
+            optim.schedulers.Constant(intercept_lr) if isinstance(intercept_lr, (int, float)) else intercept_lr
+        )
         self.clip_gradient = clip_gradient
+        self.initializer = initializer if initializer else optim.initializers.Zeros()
         self._space = FeatureSpace()
-        self._state = ModelState(intercept_init)
-        self._one_step: tuple[tuple, int, tuple[float, ...]] | None = None
+        self._state = ModelState(intercept_init, _spec.n_slots(self.optimizer, l1))
+        self._one_step: tuple[tuple, int | None, tuple[float, ...]] | None = None
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
-        from river import optim
+        yield {"optimizer": optim.SGD(0.05), "l2": 0.001}
+        yield {"optimizer": optim.SGD(optim.schedulers.InverseScaling(0.1)), "intercept_lr": 0.0}
+        yield {"optimizer": optim.AdaGrad(0.1), "l1": 0.001}
+        yield {"optimizer": optim.RMSProp(0.05)}
+        yield {"optimizer": optim.Adam(0.05), "l2": 0.001, "l1": 0.001}
+        yield {"optimizer": optim.FTRLProximal(l1=0.1)}
+        yield {"optimizer": optim.Momentum(0.05), "loss": optim.losses.Hinge()}
 
-        yield {"lr": 0.05, "l2": 0.001}
-        yield {"lr": optim.schedulers.InverseScaling(0.1), "intercept_lr": 0.0}
+    def mutate(self, new_attrs: dict) -> None:
+        """river's ``mutate``; the compiled step is looked up again afterwards."""
+        super().mutate(new_attrs)
+        self._one_step = None
 
     @property
     def weights(self) -> dict[Any, float]:
@@ -121,7 +163,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
     # -- one example ----------------------------------------------------------------------
 
     def learn_one(self, x: dict, y: Any, w: float = 1.0) -> None:
-        """Take one SGD step on the example (x, y) with sample weight w.
+        """Take one step on the example (x, y) with sample weight w.
 
         x is checked completely before anything changes: a bad value raises and leaves
         the model as it was.
@@ -130,32 +172,40 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         weight = check_sample_weight(w)
         if type(x) is not dict:
             x = dict(x)
+        entry = self._one_step
+        if entry is None or entry[0] != self._parts():
+            entry = self._one_step_entry()
+        if entry[1] is None:
+            _exact.learn_one(self, x, label, weight)
+            return
         state, index = self._state, self._space.index
         if len(index) + len(x) > len(state.coef):
             state.reserve(len(index) + len(x))
-        t = state.n_steps
-        entry = self._one_step
-        if entry is None or entry[0] != (self.lr, self.intercept_lr, self.l2, self.clip_gradient):
-            entry = self._one_step_entry(t)
         try:
-            state.intercept = _dictstep.step(entry[1], index, state.coef, state.slots, x, label, weight, entry[2],
-                                             state.intercept, t)  # fmt: skip
+            _dictstep.step(entry[1], index, state.coef, state.slots, x, label, weight, entry[2], state.scalars,
+                           state.n_steps)  # fmt: skip
         except ValueError:
-            if state.coef.flags.writeable:
+            if state.writeable():
                 raise
             state.reserve(len(state.coef))  # a read-only model copies its arrays on its first step
             self.learn_one(x, label, weight)
             return
-        state.n_steps = t + 1
+        state.n_steps += 1
 
-    def _one_step_entry(self, t: int) -> tuple[tuple, int, tuple[float, ...]]:
-        """(the parameters, the compiled one-example step, its flat parameters at step t);
-        kept in ``_one_step`` while the parameters stay the same, if it holds for every t."""
-        key = (self.lr, self.intercept_lr, self.l2, self.clip_gradient)
-        address, params, for_every_t = _spec.one_step(t, *key)
-        if for_every_t:
-            self._one_step = (key, address, params)
-        return key, address, params
+    def _parts(self) -> tuple:
+        """What decides the step: when one of these changes, so does the rule."""
+        return (self.optimizer, self.loss, self.intercept_lr, self.l2, self.l1, self.clip_gradient, self.initializer)
+
+    def _one_step_entry(self) -> tuple[tuple, int | None, tuple[float, ...]]:
+        """(the parts, the compiled one-example step or None for the exact path, its flat
+        parameters), kept in ``_one_step`` while the parts stay the same."""
+        from stream_logreg import _kernel
+
+        rule = self._rule()
+        entry = (self._parts(), None, ()) if rule is None else (self._parts(), _kernel.one_step_address(rule),
+                                                                _kernel.flat_params(rule))  # fmt: skip
+        self._one_step = entry
+        return entry
 
     def predict_proba_one(self, x: dict, **kwargs: Any) -> dict[base.typing.ClfTarget, float]:
         """Return ``{False: 1 - p, True: p}`` with p = g(theta^T x + b)."""
@@ -176,7 +226,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         learned (what progressive validation scores). Everything is checked first: a bad
         example raises and leaves the model as it was.
 
-        >>> model = LogisticRegression(lr=0.5)
+        >>> model = LogisticRegression(optim.SGD(0.5))
         >>> model.learn_batch([{"a": 1.0}, {"a": -1.0, "b": 2.0}], [True, False]).round(4).tolist()
         [0.5, 0.4391]
         >>> {name: round(weight, 4) for name, weight in model.weights.items()}
@@ -250,8 +300,14 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         _batches.learn_sparse(self._space, self._state, rule, (indptr, indices, data), X.shape[1], labels, weights, row)
 
     def _rule(self) -> Rule | None:
-        """The kernel's rule for every step, or None when a rate is a scheduler it cannot express."""
-        return _spec.rule_for(self.lr, self.intercept_lr, self.l2, self.clip_gradient)
+        """The kernel's rule for every step, or None for the exact path. A model whose
+        optimizer (or l1) was changed since it learned gets that optimizer's fresh state, as
+        a new optimizer object has in river."""
+        rows = _spec.n_slots(self.optimizer, self.l1)
+        if len(self._state.slots) != rows:
+            self._state.slots = np.zeros((rows, len(self._state.coef)))
+        return _spec.rule_for(self.optimizer, self.loss, self.intercept_lr, self.l2, self.l1, self.clip_gradient,
+                              self.initializer)  # fmt: skip
 
     def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
         """Return a DataFrame with columns False and True, one row per row of X."""

@@ -15,12 +15,12 @@ from __future__ import annotations
 import math
 
 # exp(709.78) is the largest finite double; past 700 we use the tail form instead.
-_EXP_LIMIT = 700.0
+EXP_LIMIT = 700.0
 
 
 def sigmoid(z: float) -> float:
     """Return g(z) = 1 / (1 + exp(-z)), computed without overflow for any z."""
-    if z > -_EXP_LIMIT:
+    if z > -EXP_LIMIT:
         return 1.0 / (1.0 + math.exp(-z))
     # Here exp(z) < 1e-304, so exp(z) / (1 + exp(z)) == exp(z) in float64.
     return math.exp(z)
@@ -35,7 +35,7 @@ def log_loss_gradient(z: float, y: float) -> float:
     """
     s = 1.0 if y else -1.0
     sz = s * z
-    if sz <= _EXP_LIMIT:
+    if sz <= EXP_LIMIT:
         return -s / (math.exp(sz) + 1.0)
     # 1 / (exp(sz) + 1) == exp(-sz) to the last bit once exp(sz) > 1e304.
     return -s * math.exp(-sz)

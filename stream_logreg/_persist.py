@@ -9,7 +9,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 from stream_logreg import model_file
 from stream_logreg._checks import check_real
@@ -17,46 +17,54 @@ from stream_logreg._space import FeatureSpace
 from stream_logreg._state import ModelState
 from stream_logreg.exceptions import ModelFileError
 
-if TYPE_CHECKING:
-    from stream_logreg._spec import Rate
-
 MODEL_FORMAT = "stream_logreg.model"
-MODEL_FORMAT_VERSION = 1
-_RATES = ("lr", "intercept_lr")
+MODEL_FORMAT_VERSION = 2  # 1: lr= in place of optimizer=, no optimizer state (still read)
+_L1_ROW = "cumulative_l1"
 
 
 def to_payload(params: Mapping[str, Any], space: FeatureSpace, state: ModelState) -> dict[str, Any]:
-    """The estimator's parameters, then its step count, intercept and weights."""
+    """The estimator's parameters, then its step count, intercept, weights and the
+    optimizer's state of each weight (in the weights' order)."""
     names = _saveable(space.names())
+    header = _header(params, state)
+    rows = _slot_rows(params)
     return {
-        **_header(params, state),
+        **header,
         "weights": [[name, value] for name, value in zip(names, state.coef.tolist(), strict=False)],
+        "slots": {row: state.slots[i, : len(names)].tolist() for i, row in enumerate(rows)},
     }
 
 
 def to_parts(params: Mapping[str, Any], space: FeatureSpace, state: ModelState) -> tuple[dict[str, Any], Any]:
-    """:func:`to_payload` as a JSON-ready header holding the names, and the weights as an
-    array (a compact form for large models: the Kafka state topic's)."""
+    """:func:`to_payload` as a JSON-ready header holding the names, and the weights then
+    each row of the optimizer's state as one array (a compact form for large models: the
+    Kafka state topic's)."""
+    import numpy as np
+
     header = {**_header(params, state), "names": _saveable(space.names())}
-    return header, state.coef[: len(space)].copy()
+    n = len(space)
+    return header, np.concatenate([state.coef[:n], state.slots[:, :n].ravel()])
 
 
-def restore_parts(header: Mapping[str, Any], coef: Any, space: FeatureSpace, state: ModelState) -> None:
+def restore_parts(header: Mapping[str, Any], values: Any, space: FeatureSpace, state: ModelState) -> None:
     """Fill a new model's empty space and state from :func:`to_parts`' output; raise
     KeyError, TypeError or ValueError on the first bad field."""
     import numpy as np
 
     names = header["names"]
-    if not isinstance(names, list) or len(names) != len(coef):
-        raise ValueError(f"{len(coef)} weights for {len(names) if isinstance(names, list) else '?'} names")
+    if not isinstance(names, list) or len(values) != (1 + len(state.slots)) * len(names):
+        count = len(names) if isinstance(names, list) else "?"
+        raise ValueError(f"{len(values)} numbers for {count} names and {len(state.slots)} rows of optimizer state")
     if any(type(name) not in (str, int) for name in names) or len(set(names)) != len(names):
         raise TypeError("a feature name is not a str or int, or is repeated")
-    if not np.isfinite(coef).all():
-        raise ValueError("a weight is not a finite number")
-    restore({**header, "weights": []}, space, state)
-    state.reserve(len(names))
-    state.coef[: len(names)] = coef
-    space.index.update(zip(names, range(len(names)), strict=True))
+    if not np.isfinite(values).all():
+        raise ValueError("a weight or an optimizer state is not a finite number")
+    restore({**header, "weights": [], "slots": {}}, space, state)
+    n = len(names)
+    state.reserve(n)
+    state.coef[:n] = values[:n]
+    state.slots[:, :n] = np.reshape(values[n:], (len(state.slots), n))
+    space.index.update(zip(names, range(n), strict=True))
 
 
 def _saveable(names: list[Any]) -> list[Any]:
@@ -71,18 +79,26 @@ def _saveable(names: list[Any]) -> list[Any]:
 
 def _header(params: Mapping[str, Any], state: ModelState) -> dict[str, Any]:
     return {
-        "params": {name: _rate_to_json(name, value) if name in _RATES else value for name, value in params.items()},
+        "params": {name: _param_to_json(name, value) for name, value in params.items()},
         "n_steps": state.n_steps,
         "intercept": state.intercept,
+        "l1_total": state.l1_total,
     }
 
 
+def _slot_rows(params: Mapping[str, Any]) -> tuple[str, ...]:
+    from stream_logreg import _spec
+
+    return _spec.slot_names(params["optimizer"]) + ((_L1_ROW,) if params["l1"] else ())
+
+
 def params_from_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The estimator's parameters (rates as river schedulers again), for its constructor."""
+    """The estimator's parameters as river objects again, for its constructor. A version-1
+    file's ``lr`` becomes ``optim.SGD(lr)``."""
     params = dict(payload["params"])
-    for name in _RATES:
-        params[name] = _rate_from_json(name, params[name])
-    return params
+    if "lr" in params and "optimizer" not in params:
+        params["optimizer"] = {"name": "SGD", "lr": params.pop("lr")}
+    return {name: _param_from_json(name, value) for name, value in params.items()}
 
 
 def restore(payload: Mapping[str, Any], space: FeatureSpace, state: ModelState) -> None:
@@ -93,6 +109,7 @@ def restore(payload: Mapping[str, Any], space: FeatureSpace, state: ModelState) 
         raise ValueError(f"n_steps must be an int in [0, 2**63), got {str(n_steps)[:40]}")
     state.n_steps = n_steps
     state.intercept = _finite_float("intercept", payload["intercept"])
+    state.l1_total = _finite_float("l1_total", payload.get("l1_total", 0.0))
     pairs, index = payload["weights"], space.index
     state.reserve(len(pairs))
     for name, value in pairs:
@@ -100,6 +117,13 @@ def restore(payload: Mapping[str, Any], space: FeatureSpace, state: ModelState) 
             raise TypeError(f"feature name {name!r} is not a str or int, or is repeated")
         state.coef[len(index)] = _finite_float(f"weight {name!r}", value)
         index[name] = len(index)
+    slots = payload.get("slots", {})
+    if pairs and len(slots) != len(state.slots):
+        raise ValueError(f"{len(slots)} rows of optimizer state, the optimizer keeps {len(state.slots)}")
+    for row, values in enumerate(slots.values()):
+        if not isinstance(values, list) or len(values) != len(pairs):
+            raise ValueError(f"a row of optimizer state has {len(values)} values for {len(pairs)} weights")
+        state.slots[row, : len(pairs)] = [_finite_float("an optimizer state", value) for value in values]
 
 
 class ModelFile:
@@ -138,7 +162,7 @@ class ModelFile:
     @classmethod
     def load_with_progress(cls, path: str | Path) -> tuple[Self, dict[str, Any] | None]:
         """Read a model and the progress saved with it (None if there is none)."""
-        payload = model_file.read_document(path, MODEL_FORMAT, MODEL_FORMAT_VERSION)
+        payload = model_file.read_document(path, MODEL_FORMAT, (1, MODEL_FORMAT_VERSION))
         try:
             return cls.from_payload(payload), payload.get("progress")
         except (KeyError, TypeError, ValueError) as e:
@@ -183,7 +207,63 @@ def _finite_float(what: str, value: Any) -> float:
     return float(value)
 
 
-def _rate_to_json(name: str, rate: Rate) -> float | dict[str, Any]:
+def _param_to_json(name: str, value: Any) -> Any:
+    """A constructor parameter's file form: a number, or a river object as its name and
+    parameters."""
+    if isinstance(value, numbers.Real):
+        return value
+    from river import optim
+
+    if name == "intercept_lr":
+        return _rate_to_json(name, value)
+    if name == "optimizer":
+        from stream_logreg import _spec
+
+        if not _spec.keeps_state_of(value):
+            raise TypeError(
+                f"optimizer={value!r} cannot be saved: it keeps its state in itself, which has no file form; "
+                "use SGD, AdaGrad, RMSProp, Adam or FTRLProximal to save the model"
+            )
+        fields = value._get_params()
+        if "lr" in fields:
+            fields["lr"] = _rate_to_json("the optimizer's lr", value.lr)
+        return {"name": type(value).__name__, **fields}
+    if name == "initializer" and type(value) is optim.initializers.Normal:
+        raise TypeError(
+            f"initializer={value!r} cannot be saved: its random state has no file form; "
+            "use Zeros or Constant to save the model"
+        )
+    fields = value._get_params()
+    if not all(isinstance(field, numbers.Real) for field in fields.values()):
+        raise TypeError(f"{name}={value!r} cannot be saved: only parameters that are numbers have a file form")
+    return {"name": type(value).__name__, **fields}
+
+
+def _param_from_json(name: str, value: Any) -> Any:
+    """A constructor parameter from its file form, every number checked."""
+    if name == "intercept_lr":
+        return _rate_from_json(name, value)
+    if name not in ("optimizer", "loss", "initializer"):
+        return value
+    from river import optim
+
+    module = {"optimizer": optim, "loss": optim.losses, "initializer": optim.initializers}[name]
+    base = {"optimizer": optim.base.Optimizer, "loss": optim.losses.BinaryLoss, "initializer": optim.base.Initializer}
+    if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+        raise ValueError(f"{name} must be a name and parameters, got {str(value)[:60]}")
+    fields = {key: field for key, field in value.items() if key != "name"}
+    cls = getattr(module, value["name"], None)
+    if not (isinstance(cls, type) and issubclass(cls, base[name])):
+        raise ValueError(f"unknown {name} {value['name']!r}")
+    if "lr" in fields:
+        fields["lr"] = _rate_from_json("the optimizer's lr", fields["lr"])
+    for key, field in fields.items():
+        if key != "lr":
+            check_real(f"{name}'s {key}", field)
+    return cls(**fields)
+
+
+def _rate_to_json(name: str, rate: Any) -> float | dict[str, Any]:
     if isinstance(rate, numbers.Real):
         return float(rate)
     from river.optim import schedulers
@@ -198,15 +278,16 @@ def _rate_to_json(name: str, rate: Rate) -> float | dict[str, Any]:
     )
 
 
-def _rate_from_json(name: str, value: Any) -> Rate:
-    """A learning rate from its file form, every number checked as the constructor checks a
-    float rate (> 0, or >= 0 for the intercept's)."""
-    if not isinstance(value, dict):
-        return value
+def _rate_from_json(name: str, value: Any) -> Any:
+    """A learning rate from its file form, every number checked (> 0, or >= 0 for the
+    intercept's)."""
     from river.optim import schedulers
 
-    kind = value.get("scheduler")
     allow_zero = name == "intercept_lr"
+    if not isinstance(value, dict):
+        check_real(name, value, minimum=0.0, strict=not allow_zero)
+        return value
+    kind = value.get("scheduler")
     check_real(f"{name}'s learning_rate", value.get("learning_rate"), minimum=0.0, strict=not allow_zero)
     if kind == "constant":
         return schedulers.Constant(value["learning_rate"])

@@ -19,13 +19,13 @@ from typing import Any
 
 import orjson
 
-from stream_logreg import LogisticRegression
 from stream_logreg.decode import Schema
 from stream_logreg.exceptions import UsageError
 from stream_logreg.options import (
     ShowDefaults,
     add_model_options,
     add_schema_options,
+    build_model,
     categorical_names,
     env_options,
     model_params,
@@ -179,7 +179,7 @@ def run_consume(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        LogisticRegression(**model_params(args))
+        build_model(model_params(args))
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     categorical = categorical_names(args.categorical)

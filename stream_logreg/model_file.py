@@ -70,12 +70,14 @@ def write_document(path: str | Path, kind: str, version: int, payload: dict[str,
         os.close(dir_fd)
 
 
-def read_document(path: str | Path, kind: str, version: int) -> dict[str, Any]:
+def read_document(path: str | Path, kind: str, version: int | tuple[int, ...]) -> dict[str, Any]:
     """Read and verify a document written by :func:`write_document`; return its payload.
 
     Raises :class:`ModelFileError` naming the path and the problem when the file is missing,
-    truncated, not JSON, of another format or version, or fails its checksum.
+    truncated, not JSON, of another format or version (``version``: the one, or the ones,
+    this release reads), or fails its checksum.
     """
+    versions = version if isinstance(version, tuple) else (version,)
     try:
         raw = Path(path).read_bytes()
     except OSError as e:
@@ -95,10 +97,11 @@ def read_document(path: str | Path, kind: str, version: int) -> dict[str, Any]:
             f"the file is not a {kind} file (format: {found!r})",
             f"pass a file written by stream_logreg's save() for {kind}",
         )
-    if document.get("format_version") != version:
+    if document.get("format_version") not in versions:
         raise ModelFileError(
             path,
-            f"unknown format version {document.get('format_version')!r} (this release reads {version})",
+            f"unknown format version {document.get('format_version')!r} "
+            f"(this release reads {' and '.join(map(str, versions))})",
             "load it with the stream_logreg release that wrote it",
         )
     payload = document.get("payload")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from stream_logreg.decode import Schema
@@ -19,15 +20,18 @@ from stream_logreg.exceptions import UsageError
 __all__ = [
     "MODEL_DEFAULTS",
     "MODEL_OPTIONS",
+    "OPTIMIZERS",
     "ShowDefaults",
     "add_model_options",
     "add_schema_options",
+    "build_model",
     "categorical_names",
     "env_options",
     "flag",
     "model_params",
     "names",
     "schema_from",
+    "settings_of",
 ]
 
 
@@ -54,19 +58,25 @@ def env_options(parser: argparse.ArgumentParser) -> Any:
     return option
 
 
-# The model's parameters the command line sets, with their defaults and help: the one place a
-# new parameter is added (each becomes a flag, --intercept-lr for intercept_lr, and reaches
-# LogisticRegression through model_params, in replay and in the service alike).
-MODEL_OPTIONS: dict[str, tuple[float, str]] = {
-    "lr": (0.01, "learning rate of the weights"),
+# The model's settings the command line takes, with their defaults and help: the one place a
+# new one is added (each becomes a flag, --intercept-lr for intercept_lr, and reaches
+# LogisticRegression through build_model, in replay and in the service alike).
+MODEL_OPTIONS: dict[str, tuple[Any, str]] = {
+    "optimizer": ("sgd", "optimizer of the weights, river's: sgd (optim.SGD), adagrad, rmsprop, adam or ftrl "
+                         "(optim.FTRLProximal)"),
+    "lr": (None, "learning rate of the weights (ftrl: its alpha) (default: the optimizer's own in river: 0.01 "
+                 "for sgd, 0.1 for adagrad, rmsprop and adam, 0.05 for ftrl)"),
     "l2": (0.0, "L2 penalty"),
     "intercept_lr": (0.01, "learning rate of the intercept"),
-}
+}  # fmt: skip
 MODEL_DEFAULTS = {name: default for name, (default, _) in MODEL_OPTIONS.items()}
+# --optimizer's names: river's class, and the name of its learning rate.
+OPTIMIZERS = {"sgd": ("SGD", "lr"), "adagrad": ("AdaGrad", "lr"), "rmsprop": ("RMSProp", "lr"),
+              "adam": ("Adam", "lr"), "ftrl": ("FTRLProximal", "alpha")}  # fmt: skip
 
 
 def flag(name: str) -> str:
-    """The command-line flag of a model parameter: ``flag("intercept_lr") == "--intercept-lr"``."""
+    """The command-line flag of a model setting: ``flag("intercept_lr") == "--intercept-lr"``."""
     return "--" + name.replace("_", "-")
 
 
@@ -77,16 +87,79 @@ def add_model_options(add_argument: Any, resumable: bool = False) -> None:
     :data:`MODEL_DEFAULTS`), so that a resume can tell a value given from one not given.
     """
     for name, (default, text) in MODEL_OPTIONS.items():
+        kind: dict[str, Any] = {"choices": list(OPTIMIZERS)} if name == "optimizer" else {"type": float}
         if resumable:
-            add_argument(flag(name), type=float, help=f"{text} (default: {default}; with --resume: the saved model's)")
+            shown = "the optimizer's own" if default is None else default
+            add_argument(flag(name), **kind, help=f"{text.split(' (default')[0]} (default: {shown}; with --resume: "
+                                                  "the saved model's)")  # fmt: skip
         else:
-            add_argument(flag(name), type=float, default=default, help=text)
+            add_argument(flag(name), **kind, default=default, help=text)
 
 
-def model_params(args: argparse.Namespace) -> dict[str, float]:
-    """LogisticRegression's parameters from the model's flags (a flag not given: its default)."""
-    return {name: default if getattr(args, name) is None else getattr(args, name)
-            for name, default in MODEL_DEFAULTS.items()}  # fmt: skip
+def model_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The model's settings from its flags (a flag not given: its default; --lr not given:
+    the optimizer's default rate in river), as :func:`build_model` and :func:`settings_of`
+    give them.
+
+    >>> model_params(argparse.Namespace(optimizer="adam", lr=None, l2=None, intercept_lr=0.1))
+    {'optimizer': 'adam', 'lr': 0.1, 'l2': 0.0, 'intercept_lr': 0.1}
+    """
+    return resolved({name: getattr(args, name) for name in MODEL_OPTIONS})
+
+
+def resolved(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting: those missing or None take their defaults (lr: the optimizer's own)."""
+    import inspect
+
+    from river import optim
+
+    values = {
+        name: default if settings.get(name) is None else settings[name] for name, default in MODEL_DEFAULTS.items()
+    }
+    if values["lr"] is None:
+        cls, rate = OPTIMIZERS[values["optimizer"]]
+        values["lr"] = inspect.signature(getattr(optim, cls)).parameters[rate].default
+    return values
+
+
+def build_model(settings: Mapping[str, Any]) -> Any:
+    """The LogisticRegression the settings describe (missing ones: their defaults).
+
+    >>> build_model({"optimizer": "ftrl", "lr": 0.1}).optimizer.alpha
+    0.1
+    """
+    from river import optim
+
+    from stream_logreg import LogisticRegression
+
+    values = resolved(settings)
+    cls, rate = OPTIMIZERS[values["optimizer"]]
+    optimizer = getattr(optim, cls)(**{rate: values["lr"]})
+    return LogisticRegression(optimizer, l2=values["l2"], intercept_lr=values["intercept_lr"])
+
+
+def settings_of(model: Any) -> dict[str, Any]:
+    """A model's settings in the form :func:`model_params` gives (what the flags cannot say
+    is given as the river object itself), to compare with the flags given.
+
+    >>> settings_of(build_model({"optimizer": "adam", "lr": 0.2, "l2": 0.0, "intercept_lr": 0.01}))
+    {'optimizer': 'adam', 'lr': 0.2, 'l2': 0.0, 'intercept_lr': 0.01}
+    """
+    from river import optim
+
+    optimizer = model.optimizer
+    name = next((flag_name for flag_name, (cls, _) in OPTIMIZERS.items() if type(optimizer) is getattr(optim, cls)),
+                None)  # fmt: skip
+    rate = getattr(optimizer, OPTIMIZERS[name][1]) if name else optimizer
+    return {"optimizer": name or repr(optimizer), "lr": _plain(rate), "l2": model.l2,
+            "intercept_lr": _plain(model.intercept_lr)}  # fmt: skip
+
+
+def _plain(rate: Any) -> Any:
+    """A constant rate as its number; any other as itself."""
+    from river.optim import schedulers
+
+    return rate.learning_rate if type(rate) is schedulers.Constant else rate
 
 
 def add_schema_options(add_argument: Any, categorical_default: str, resumable: bool = False) -> None:

@@ -6,7 +6,8 @@ overflows. Pure: no Kafka, no files; the caller does what it does with the refus
 
 >>> from stream_logreg import LogisticRegression
 >>> from stream_logreg.evaluate import ProgressiveMetrics
->>> model, metrics = LogisticRegression(lr=0.5), ProgressiveMetrics()
+>>> from river import optim
+>>> model, metrics = LogisticRegression(optim.SGD(0.5)), ProgressiveMetrics()
 >>> done = learn_examples(model, metrics, [{"a": 1e200}, {"a": 1e200}, {"b": 1.0}], [True, True, False])
 >>> done.learned, [position for position, _ in done.refused], done.probas.round(4).tolist(), done.version
 ([0, 2], [1], [0.5, 0.5012], 0)

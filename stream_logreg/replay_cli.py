@@ -29,7 +29,16 @@ from stream_logreg._learner import LogisticRegression
 from stream_logreg.decode import Schema
 from stream_logreg.evaluate import ProgressiveMetrics, plot_curve
 from stream_logreg.exceptions import DataFileError, ModelFileError, UsageError
-from stream_logreg.options import MODEL_OPTIONS, categorical_names, flag, model_params, names, schema_from
+from stream_logreg.options import (
+    MODEL_OPTIONS,
+    build_model,
+    categorical_names,
+    flag,
+    model_params,
+    names,
+    schema_from,
+    settings_of,
+)
 from stream_logreg.replay import ReplayState, replay, replay_columns
 from stream_logreg.sources import ReadPosition, Row, column_batches, dataset_rows, file_format, header, read_rows
 
@@ -168,7 +177,7 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
     saved = progress.get("settings", {})
     metrics = ProgressiveMetrics.from_state(progress["metrics"])
     given = {
-        **{flag(name): (getattr(args, name), getattr(model, name)) for name in MODEL_OPTIONS},
+        **{flag(name): (getattr(args, name), settings_of(model)[name]) for name in MODEL_OPTIONS},
         "--target": (args.target, saved.get("target", args.target)),
         "--features": (names(args.features) or None, saved.get("features")),
         "--drop": (None if args.drop is None else names(args.drop), saved.get("drop")),
@@ -191,7 +200,7 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
 
 def _fresh(args: argparse.Namespace, source: Source, target: str) -> Run:
     try:
-        model = LogisticRegression(**model_params(args))
+        model = build_model(model_params(args))
         metrics = ProgressiveMetrics(window=args.window or 1000, every=args.every or 1000)
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None

@@ -5,13 +5,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from river import datasets
+from river import datasets, optim
 
 from stream_logreg import LogisticRegression
 
 
 def trained() -> LogisticRegression:
-    model = LogisticRegression(lr=0.1, l2=0.01)
+    model = LogisticRegression(optim.SGD(0.1), l2=0.01)
     for x, y in datasets.Phishing().take(100):
         model.learn_one(x, y)
     return model
@@ -78,7 +78,7 @@ def test_bad_sample_weight_changes_nothing(w):
 
 
 def test_overflowing_margin_is_refused():
-    model = LogisticRegression(lr=1.0)
+    model = LogisticRegression(optim.SGD(1.0))
     for _ in range(20):
         model.learn_one({"a": 1.0}, True)
     assert model.weights["a"] > 2.0
@@ -91,10 +91,22 @@ def test_overflowing_margin_is_refused():
 @pytest.mark.parametrize(
     ("params", "error", "message"),
     [
-        ({"lr": 0.0}, ValueError, r"lr must be > 0.0, got 0.0"),
-        ({"lr": -1.0}, ValueError, r"lr must be > 0.0, got -1.0"),
-        ({"lr": "0.1"}, TypeError, r"lr must be a float or a river.optim.schedulers scheduler, got '0.1'"),
-        ({"lr": math.nan}, ValueError, r"lr must be finite, got nan"),
+        ({"optimizer": optim.SGD(0.0)}, ValueError, r"the optimizer's lr must be > 0.0, got 0.0"),
+        ({"optimizer": optim.Adam(-1.0)}, ValueError, r"the optimizer's lr must be > 0.0, got -1.0"),
+        (
+            {"optimizer": optim.SGD("0.1")},  # type: ignore[arg-type]
+            TypeError,
+            r"the optimizer's lr must be a float or a river.optim.schedulers scheduler, got '0.1'",
+        ),
+        ({"optimizer": optim.AdaGrad(math.nan)}, ValueError, r"the optimizer's lr must be finite, got nan"),
+        ({"optimizer": "sgd"}, TypeError, r"optimizer must be None or an instance of Optimizer from river.optim"),
+        ({"loss": optim.losses.Squared()}, TypeError, r"loss must be None or an instance of BinaryLoss"),
+        ({"l1": -0.1}, ValueError, r"l1 must be >= 0.0, got -0.1"),
+        (
+            {"optimizer": optim.FTRLProximal(), "l1": 0.1},
+            ValueError,
+            r"l1=0.1 with FTRLProximal: .* pass the penalty to the optimizer instead, FTRLProximal\(l1=...\)",
+        ),
         ({"l2": -0.1}, ValueError, r"l2 must be >= 0.0, got -0.1"),
         ({"l2": None}, TypeError, r"l2 must be a real number, got None"),
         ({"intercept_lr": -0.01}, ValueError, r"intercept_lr must be >= 0.0, got -0.01"),

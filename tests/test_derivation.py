@@ -5,6 +5,7 @@ import random
 import warnings
 
 import pytest
+from river import optim
 
 from stream_logreg import LogisticRegression
 from stream_logreg._math import log_loss, log_loss_gradient, sigmoid
@@ -46,7 +47,7 @@ def test_sigmoid_derivative_is_g_times_one_minus_g(z):
 @pytest.mark.parametrize("seed", range(5))
 def test_learn_one_moves_weights_by_lr_times_the_gradient(seed):
     rng = random.Random(seed)
-    model = LogisticRegression(lr=0.05, intercept_lr=0.05)
+    model = LogisticRegression(optim.SGD(0.05), intercept_lr=0.05)
     for _ in range(50):
         model.learn_one({f"f{j}": rng.gauss(0, 1) for j in range(4)}, rng.random() < 0.5)
     theta, b = model.weights, model.intercept
@@ -71,7 +72,7 @@ def test_log_loss_matches_the_textbook_form():
 @pytest.mark.parametrize("margin", [1e6, -1e6, 745.0, -745.0, 710.0, -710.0, 1e3, -1e3])
 @pytest.mark.parametrize("y", [False, True])
 def test_huge_margins_give_no_warning_and_no_nan(margin, y):
-    model = LogisticRegression(lr=1e-12, intercept_init=margin, intercept_lr=0.0)
+    model = LogisticRegression(optim.SGD(1e-12), intercept_init=margin, intercept_lr=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         p = model.predict_proba_one({"a": 1.0})

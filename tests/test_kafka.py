@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from kafka import KafkaProducer
-from river import datasets
+from river import datasets, optim
 
 from stream_logreg import LogisticRegression
 from stream_logreg.broker import LocalKafka
@@ -23,7 +23,7 @@ def test_phishing_through_kafka_gives_the_same_model_as_the_file(kafka_bootstrap
     assert status == 0
     assert capsys.readouterr().out.strip() == f"sent 1250 records to {topic}; 1250 acknowledged"
 
-    from_kafka = LogisticRegression(lr=0.1)
+    from_kafka = LogisticRegression(optim.SGD(0.1))
     offsets = []
     with iter_kafka(topic, kafka_bootstrap, target="label", consumer_timeout_ms=10_000) as source:
         for record in itertools.islice(source, 1250):
@@ -31,7 +31,7 @@ def test_phishing_through_kafka_gives_the_same_model_as_the_file(kafka_bootstrap
             offsets.append((record.partition, record.offset))
     assert offsets == [(0, i) for i in range(1250)]
 
-    from_file = LogisticRegression(lr=0.1)
+    from_file = LogisticRegression(optim.SGD(0.1))
     for x, y in datasets.Phishing():
         from_file.learn_one(x, y)
     assert from_kafka.weights == from_file.weights and from_kafka.intercept == from_file.intercept

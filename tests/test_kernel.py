@@ -35,13 +35,13 @@ STREAMS = {
 }
 
 CONFIGS: dict[str, dict[str, Any]] = {
-    "constant": {"lr": 0.05},
+    "constant": {"optimizer": optim.SGD(0.05)},
     "inverse_scaling_l2": {
-        "lr": optim.schedulers.InverseScaling(0.5, 0.6),
+        "optimizer": optim.SGD(optim.schedulers.InverseScaling(0.5, 0.6)),
         "intercept_lr": optim.schedulers.InverseScaling(0.2, 0.3),
         "l2": 0.01,
     },
-    "small_clip": {"lr": 0.2, "clip_gradient": 0.05, "l2": 0.001},
+    "small_clip": {"optimizer": optim.SGD(0.2), "clip_gradient": 0.05, "l2": 0.001},
 }
 
 
@@ -82,7 +82,7 @@ def test_kernel_equals_reference_and_learn_one(stream, config, weighted):
     indptr, indices, values = np.empty(len(data) + 1, np.int64), np.empty(nnz, np.int64), np.empty(nnz)
     _dictstep.pack(index, [x for x, _ in data], indptr, indices, values)
     rule = batch._rule()
-    assert rule is not None
+    assert rule is not None and isinstance(rule.optimizer, _kernel.SGD)
     rates = (*rule.optimizer.lr, *rule.intercept_lr)
     coef, state, ref_probas = np.zeros(len(index)), np.zeros(2), np.empty(len(data))
     labels = np.array([float(y) for _, y in data])
@@ -103,7 +103,7 @@ def test_kernel_equals_reference_and_learn_one(stream, config, weighted):
 
 def test_learn_one_matches_the_dict_reference_of_the_derivation():
     data = list(shifting_stream(2000, seed=9))
-    model = LogisticRegression(lr=0.1, l2=0.01)
+    model = LogisticRegression(optim.SGD(0.1), l2=0.01)
     probas = learn_one_loop(model, data, [1.0] * len(data))
     theta, b, ref_probas = reference_fit(data, lr=0.1, l2=0.01)
     assert max_abs_diff(model.weights, theta) <= 1e-12 and abs(model.intercept - b) <= 1e-12
@@ -116,11 +116,11 @@ def test_dense_kernel_equals_its_reference():
     y = (rng.random(500) < 0.4).astype(np.float64)
     w = rng.uniform(0, 2, 500)
     cols = np.array([3, 0, 5, 1, 4, 2], dtype=np.int64)
-    rule = _kernel.Rule(_kernel.SGD(_kernel.Rate(0.3, 0.5)), _kernel.Log(), _kernel.Rate(0.1, 0.0), 0.001, 0.5)
+    rule = _kernel.Rule(_kernel.SGD(_kernel.Rate(0.3, 0.5)), _kernel.Log(), _kernel.Rate(0.1, 0.0), 0.001, 0.0, 0.5)
     results = []
-    coef, state, probas = np.zeros(6), np.array([0.1, 10.0]), np.empty(500)
+    coef, state, probas = np.zeros(6), np.array([0.1, 10.0, 0.0]), np.empty(500)
     assert _kernel.learn_dense(X, cols, y, w, coef, np.zeros((0, 6)), state, rule, probas) == -1
-    results.append((coef, state, probas))
+    results.append((coef, state[:2], probas))
     coef, state, probas = np.zeros(6), np.array([0.1, 10.0]), np.empty(500)
     assert reference_dense(X, y, w, cols, coef, state, 0.3, 0.5, 0.1, 0.0, 0.001, 0.5, probas) == -1
     results.append((coef, state, probas))
@@ -132,15 +132,15 @@ def test_dense_kernel_equals_its_reference():
 @pytest.mark.parametrize("size", [1, 7, 1000, None])
 def test_micro_batch_size_does_not_change_the_model(size):
     data = list(shifting_stream(3000, seed=11))
-    whole = LogisticRegression(lr=optim.schedulers.InverseScaling(0.3), l2=0.001)
+    whole = LogisticRegression(optim.SGD(optim.schedulers.InverseScaling(0.3)), l2=0.001)
     whole.learn_batch([x for x, _ in data], [y for _, y in data])
-    split = LogisticRegression(lr=optim.schedulers.InverseScaling(0.3), l2=0.001)
+    split = LogisticRegression(optim.SGD(optim.schedulers.InverseScaling(0.3)), l2=0.001)
     step = size or len(data)
     for start in range(0, len(data), step):
         chunk = data[start : start + step]
         split.learn_batch([x for x, _ in chunk], [y for _, y in chunk])
     assert_same(split, whole)
-    one = LogisticRegression(lr=optim.schedulers.InverseScaling(0.3), l2=0.001)
+    one = LogisticRegression(optim.SGD(optim.schedulers.InverseScaling(0.3)), l2=0.001)
     learn_one_loop(one, data, [1.0] * len(data))
     assert_same(one, whole)
 
@@ -148,13 +148,13 @@ def test_micro_batch_size_does_not_change_the_model(size):
 def test_a_scheduler_the_kernel_cannot_express_falls_back_with_identical_results():
     data = list(itertools.islice(datasets.Phishing(), 600))
     lr = optim.schedulers.Optimal(optim.losses.Log(), alpha=1e-3)
-    batch = LogisticRegression(lr=lr)
+    batch = LogisticRegression(optim.SGD(lr))
     assert batch._rule() is None
     probas = batch.learn_batch([x for x, _ in data], [y for _, y in data])
-    one = LogisticRegression(lr=lr)
+    one = LogisticRegression(optim.SGD(lr))
     assert np.array_equal(probas, learn_one_loop(one, data, [1.0] * len(data)))
     assert_same(batch, one, tol=0.0)
-    frame = LogisticRegression(lr=lr)
+    frame = LogisticRegression(optim.SGD(lr))
     frame.learn_many(pd.DataFrame([x for x, _ in data]), pd.Series([y for _, y in data]))
     assert_same(frame, one, tol=0.0)
 
@@ -174,7 +174,7 @@ def snapshot(model):
 @pytest.mark.parametrize("fallback", [False, True])
 def test_a_bad_example_in_a_batch_changes_nothing(bad, error, fallback):
     lr: Any = optim.schedulers.Optimal(optim.losses.Log()) if fallback else 1.0
-    model = LogisticRegression(lr=lr)
+    model = LogisticRegression(optim.SGD(lr))
     model.learn_batch([{"a": 1.0, "b": 1.0}] * 30, [True] * 30)
     before = snapshot(model)
     xs = [{"a": 0.5, "c": 1.0}, {"d": 2.0}, bad, {"e": 1.0}]
@@ -185,7 +185,7 @@ def test_a_bad_example_in_a_batch_changes_nothing(bad, error, fallback):
         model.learn_batch([{"a": 1.0}, {"z": 1.0}], [True, 5])
     assert snapshot(model) == before
     model.learn_batch([{"a": 1.0}], [True])  # still usable, and consistent
-    reference = LogisticRegression(lr=lr)
+    reference = LogisticRegression(optim.SGD(lr))
     reference.learn_batch([{"a": 1.0, "b": 1.0}] * 30 + [{"a": 1.0}], [True] * 31)
     assert snapshot(model) == snapshot(reference)
 
@@ -203,10 +203,10 @@ def test_sparse_learn_many_equals_learn_one_on_the_rows():
     X = scipy.sparse.csr_matrix(dense)
     X.data[::17] = 0.0  # explicit zeros are present features (decayed by l2, like river)
     y = rng.random(400) < 0.5
-    model = LogisticRegression(lr=0.2, l2=0.01)
+    model = LogisticRegression(optim.SGD(0.2), l2=0.01)
     model.learn_many(X[:150], pd.Series(y[:150]))
     model.learn_many(X[150:], pd.Series(y[150:]))
-    one = LogisticRegression(lr=0.2, l2=0.01)
+    one = LogisticRegression(optim.SGD(0.2), l2=0.01)
     for i in range(400):
         span = slice(X.indptr[i], X.indptr[i + 1])
         one.learn_one(dict(zip(X.indices[span].tolist(), X.data[span].tolist(), strict=True)), bool(y[i]))
@@ -226,7 +226,7 @@ def test_dense_one_pass_equals_scikit_learn_sgd():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         sk.fit(X, y)
-    ours = LogisticRegression(lr=0.05, intercept_lr=0.05)
+    ours = LogisticRegression(optim.SGD(0.05), intercept_lr=0.05)
     ours.learn_many(pd.DataFrame(X), pd.Series(y))
     assert np.max(np.abs(np.array(list(ours.weights.values())) - sk.coef_[0])) <= 1e-12
     assert abs(ours.intercept - sk.intercept_[0]) <= 1e-12

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-from river import datasets
+from river import datasets, optim
 
 from stream_logreg import LogisticRegression
 
@@ -16,7 +16,7 @@ def test_learn_many_equals_looping_learn_one_bit_for_bit():
     X = pd.DataFrame([x for x, _ in data])
     y = pd.Series([y for _, y in data])
     w = pd.Series(np.random.default_rng(0).uniform(0, 2, len(data)))
-    one, many = LogisticRegression(lr=0.1, l2=0.01), LogisticRegression(lr=0.1, l2=0.01)
+    one, many = LogisticRegression(optim.SGD(0.1), l2=0.01), LogisticRegression(optim.SGD(0.1), l2=0.01)
     for (x, label), weight in zip(data, w, strict=True):
         one.learn_one(x, label, weight)
     for start in range(0, len(data), 128):
@@ -27,7 +27,7 @@ def test_learn_many_equals_looping_learn_one_bit_for_bit():
 
 def test_predict_many_agrees_with_predict_one():
     rng = random.Random(1)
-    model = LogisticRegression(lr=0.3)
+    model = LogisticRegression(optim.SGD(0.3))
     rows: list[dict] = [{"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)} for _ in range(200)]
     for x in rows:
         model.learn_one(x, x["a"] + 0.3 * x["b"] > 0)

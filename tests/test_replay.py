@@ -9,7 +9,7 @@ import random
 import numpy as np
 import pytest
 import zstandard
-from river import datasets, evaluate, metrics, stream
+from river import datasets, evaluate, metrics, optim, stream
 from sklearn.metrics import roc_auc_score
 
 from stream_logreg import LogisticRegression
@@ -70,7 +70,7 @@ def test_synthetic_file_metrics_equal_river_reading_the_same_file(tmp_path, caps
     summary = json.loads(report.read_text())["summary"]
     converters: dict = {"a": float, "b": float, "c": float, "label": lambda v: v == "1"}
     data = stream.iter_csv(str(path), target="label", converters=converters)
-    log_loss, accuracy, roc_auc = river_scores(data, LogisticRegression(lr=0.05))
+    log_loss, accuracy, roc_auc = river_scores(data, LogisticRegression(optim.SGD(0.05)))
     assert abs(summary["log_loss"] - log_loss) <= 1e-12 and abs(summary["accuracy"] - accuracy) <= 1e-12
     assert abs(summary["roc_auc"] - roc_auc) <= 1e-12
     assert summary["records_learned"] == 3000 and summary["records_skipped"] == 0
@@ -256,7 +256,7 @@ def test_a_long_running_curve_keeps_only_its_newest_points():
 
 def reference_model(rows, lr: float = 0.01) -> LogisticRegression:
     """learn_one on each (x, y), the slow obvious way."""
-    model = LogisticRegression(lr=lr)
+    model = LogisticRegression(optim.SGD(lr))
     for x, y in rows:
         model.learn_one(x, y)
     return model

@@ -19,31 +19,31 @@ STREAMS = {
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "lr0.1_l2": {"lr": 0.1, "l2": 0.01},
+    "lr0.1_l2": {"optimizer": lambda: optim.SGD(0.1), "l2": 0.01},
     "intercept_lr0": {"intercept_lr": 0.0},
     "inverse_scaling": {
-        "lr": optim.schedulers.InverseScaling(0.5, power=0.5),
+        "optimizer": lambda: optim.SGD(optim.schedulers.InverseScaling(0.5, power=0.5)),
         "intercept_lr": optim.schedulers.InverseScaling(0.5, power=0.5),
     },
-    "sample_weights": {"lr": 0.05},
-    "small_clip": {"lr": 0.1, "clip_gradient": 0.05},
+    "sample_weights": {"optimizer": lambda: optim.SGD(0.05)},
+    "small_clip": {"optimizer": lambda: optim.SGD(0.1), "clip_gradient": 0.05},
 }
 
 
+def fresh(params: dict) -> dict:
+    """The parameters, with a new optimizer object for each model (river's models step theirs)."""
+    return {name: value() if callable(value) else value for name, value in params.items()}
+
+
 def river_model(params: dict) -> linear_model.LogisticRegression:
-    return linear_model.LogisticRegression(
-        optimizer=optim.SGD(params.get("lr", 0.01)),
-        l2=params.get("l2", 0.0),
-        intercept_lr=params.get("intercept_lr", 0.01),
-        clip_gradient=params.get("clip_gradient", 1e12),
-    )
+    return linear_model.LogisticRegression(**fresh(params))
 
 
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("stream", STREAMS)
 def test_one_pass_equals_river(stream, config):
     params = CONFIGS[config]
-    ours, theirs = LogisticRegression(**params), river_model(params)
+    ours, theirs = LogisticRegression(**fresh(params)), river_model(params)
     rng = random.Random(3)
     for x, y in STREAMS[stream]():
         w = rng.uniform(0.0, 3.0) if config == "sample_weights" else 1.0
@@ -62,7 +62,7 @@ def test_pipeline_in_progressive_validation_matches_river(intercept_lr):
         evaluate.progressive_val_score(datasets.Phishing(), model, metric)
         return [m.get() for m in metric]
 
-    ours = score(LogisticRegression(lr=0.1, intercept_lr=intercept_lr))
+    ours = score(LogisticRegression(optim.SGD(0.1), intercept_lr=intercept_lr))
     theirs = score(linear_model.LogisticRegression(optim.SGD(0.1), intercept_lr=intercept_lr))
     assert ours == theirs
     if intercept_lr == 0.01:
@@ -91,7 +91,7 @@ def test_shuttle_huge_margins_differ_only_by_rivers_tail_cut():
 
 def test_reference_agrees_on_ordinary_data():
     data = list(itertools.islice(datasets.Phishing(), 500))
-    model = LogisticRegression(lr=0.1, l2=0.01)
+    model = LogisticRegression(optim.SGD(0.1), l2=0.01)
     for x, y in data:
         model.learn_one(x, y)
     theta, b, _ = reference_fit(data, lr=0.1, l2=0.01)

@@ -11,7 +11,7 @@ from stream_logreg import LogisticRegression, ModelFileError
 
 @pytest.fixture
 def model() -> LogisticRegression:
-    model = LogisticRegression(lr=optim.schedulers.InverseScaling(0.3, 0.4), l2=1e-3, intercept_lr=0.02)
+    model = LogisticRegression(optim.SGD(optim.schedulers.InverseScaling(0.3, 0.4)), l2=1e-3, intercept_lr=0.02)
     for x, y in datasets.Phishing().take(300):
         model.learn_one(x, y)
     model.learn_one({7: 0.25, 'odd name \u00e9"': -1e-300}, True)  # int and unusual names
@@ -84,7 +84,7 @@ def test_each_bad_file_raises_one_clear_error(model, tmp_path, how, problem):
 
 
 def test_a_model_with_an_unsaveable_schedule_says_so(tmp_path):
-    model = LogisticRegression(lr=optim.schedulers.Optimal(optim.losses.Log()))
+    model = LogisticRegression(optim.SGD(optim.schedulers.Optimal(optim.losses.Log())))
     with pytest.raises(TypeError, match="cannot be saved"):
         model.save(tmp_path / "m.json")
     assert not list(tmp_path.iterdir())
@@ -104,21 +104,34 @@ def resigned(path, change) -> None:
 @pytest.mark.parametrize(
     ("field", "value", "problem"),
     [
-        ("lr", {"scheduler": "constant", "learning_rate": -0.5}, "lr's learning_rate must be > 0.0, got -0.5"),
-        ("lr", {"scheduler": "constant", "learning_rate": "abc"}, "lr's learning_rate must be a real number"),
-        ("lr", {"scheduler": "inverse_scaling", "learning_rate": 0.1, "power": -1}, "lr's power must be >= 0.0"),
+        ("optimizer.lr", {"scheduler": "constant", "learning_rate": -0.5},
+         "the optimizer's lr's learning_rate must be > 0.0, got -0.5"),
+        ("optimizer.lr", {"scheduler": "constant", "learning_rate": "abc"},
+         "the optimizer's lr's learning_rate must be a real number"),
+        ("optimizer.lr", {"scheduler": "inverse_scaling", "learning_rate": 0.1, "power": -1},
+         "the optimizer's lr's power must be >= 0.0"),
         ("intercept_lr", {"scheduler": "constant", "learning_rate": -1.0}, "must be >= 0.0, got -1.0"),
-        ("lr", -0.5, "lr must be > 0.0, got -0.5"),
+        ("optimizer.lr", -0.5, "the optimizer's lr must be > 0.0, got -0.5"),
+        ("optimizer.name", "Pickle", "unknown optimizer 'Pickle'"),
+        ("optimizer.name", "Scheduler", "unknown optimizer 'Scheduler'"),
+        ("loss.name", "Squared", "unknown loss 'Squared'"),
+        ("loss.weight_pos", "1", "loss's weight_pos must be a real number"),
+        ("optimizer", "SGD", "optimizer must be a name and parameters"),
+        ("l1", -1.0, "l1 must be >= 0.0"),
         ("n_steps", 10**400, r"n_steps must be an int in \[0, 2\*\*63\)"),
         ("n_steps", -1, r"n_steps must be an int in \[0, 2\*\*63\)"),
     ],
-)
+)  # fmt: skip
 def test_a_model_file_with_a_bad_value_under_a_valid_checksum_is_refused(model, tmp_path, field, value, problem):
     path = tmp_path / "model.json"
     model.save(path)
 
     def change(payload: dict) -> None:
-        (payload if field == "n_steps" else payload["params"])[field] = value
+        where = payload if field == "n_steps" else payload["params"]
+        *parents, name = field.split(".")
+        for parent in parents:
+            where = where[parent]
+        where[name] = value
 
     resigned(path, change)
     with pytest.raises(ModelFileError, match=problem):

@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from river import optim
 
 from consumers.checkpoints import CheckpointStore
 from stream_logreg import LogisticRegression
 from stream_logreg.broker import LocalKafka, free_port
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.kafka_admin import ensure_topic
+from stream_logreg.options import settings_of
 
 from processes import STARTED
 
@@ -512,13 +514,16 @@ def test_a_restart_with_other_model_flags_than_its_checkpoint_is_refused(tmp_pat
     counters = {"consumed": 5, "learned": 5, "dead_lettered": 0, "by_partition": {}}
     progress = {"instance": "i", "group": "g", "topic": "t", "offsets": {"0": 5}, "counters": counters,
                 "metrics": ProgressiveMetrics().to_state()}  # fmt: skip
-    CheckpointStore(tmp_path).write(LogisticRegression(lr=0.05), progress)
+    CheckpointStore(tmp_path).write(LogisticRegression(optim.SGD(0.05)), progress)
     config = ServiceConfig("unused:9092", "t", "g", "label", tmp_path, metrics_port=0, model={"lr": 0.01, "l2": 0.0})
     with pytest.raises(ServiceStartError, match=r"--lr 0.01 differs from the 0.05 the model in .* learns with"):
         ConsumerService(config)
+    adam = ServiceConfig("unused:9092", "t", "g", "label", tmp_path, metrics_port=0, model={"optimizer": "adam"})
+    with pytest.raises(ServiceStartError, match=r"--optimizer adam differs from the sgd the model in .* learns with"):
+        ConsumerService(adam)
     same = ServiceConfig("unused:9092", "t", "g", "label", tmp_path, metrics_port=0, model={"lr": 0.05, "l2": 0.0})
     service = ConsumerService(same)
-    assert service.model.lr == 0.05 and service.positions == {0: 5}
+    assert settings_of(service.model)["lr"] == 0.05 and service.positions == {0: 5}
     service.decoder.shutdown()
 
 

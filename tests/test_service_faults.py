@@ -214,8 +214,8 @@ def test_damaged_checkpoints_are_skipped_with_their_reason_and_listed_by_inspect
     payload = json.loads(newest.path.read_text())["payload"]
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     nan = canonical.replace(f'"intercept":{json.dumps(payload["intercept"])}', '"intercept":NaN')
-    bad_rate = json.dumps({**payload, "params": {**payload["params"], "lr": {"scheduler": "constant",
-                                                                          "learning_rate": -0.5}}},
+    optimizer = {**payload["params"]["optimizer"], "lr": {"scheduler": "constant", "learning_rate": -0.5}}
+    bad_rate = json.dumps({**payload, "params": {**payload["params"], "optimizer": optimizer}},
                           sort_keys=True, separators=(",", ":"))  # fmt: skip
     endless = canonical.replace(f'"n_steps":{payload["n_steps"]}', '"n_steps":' + "9" * 5000)
     replay_model = tmp_path / "replayed.json"
