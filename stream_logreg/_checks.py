@@ -113,37 +113,65 @@ def check_sample_weights(ws: Any, n: int) -> np.ndarray:
     return weights
 
 
-def check_frame(X: Any, check_finite: bool = True) -> tuple[np.ndarray, list[Any]]:
-    """Return a DataFrame's values as a float64 array, and its column names.
+def check_frame(X: Any, check_finite: bool = True) -> tuple[np.ndarray, list[Any], Any]:
+    """Return a data frame's values as a float64 array, its column names and the frame
+    wrapped by narwhals (any frame river 0.26 takes: pandas, with NumPy, nullable or pyarrow
+    dtypes, polars, a pyarrow table). A missing value (None, NA, null) becomes NaN.
 
     ``check_finite=False`` leaves NaN and infinities to the caller (the kernel finds them
     in the same pass that learns, and :func:`nonfinite_error` names them).
     """
-    import pandas as pd
+    import narwhals.stable.v2 as nw
+    from river.utils import dataframe
 
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"X must be a pandas.DataFrame, got {type(X).__name__}")
-    columns = list(X.columns)
+    try:
+        frame = dataframe.into_frame(X)
+    except TypeError:
+        raise TypeError(f"X must be a data frame (pandas, polars or a pyarrow table), got {type(X).__name__}") from None
+    columns = list(frame.columns)
     if len(set(columns)) != len(columns):
         raise ValueError(f"X has duplicate column names {columns}; give each feature one column")
-    for column, dtype in X.dtypes.items():
-        if pd.api.types.is_complex_dtype(dtype):
+    native = frame.to_native()
+    for column, dtype in frame.schema.items():
+        if dtype.is_numeric() or dtype == nw.Boolean:
+            continue
+        shown = native.dtypes[column] if frame.implementation.is_pandas_like() else dtype
+        if "complex" in str(shown):
             raise TypeError(
-                f"feature {column!r} has dtype {dtype}, which is not real; "
+                f"feature {column!r} has dtype {shown}, which is not real; "
                 "keep the real part (or the magnitude) as a float column first"
             )
-        if not (pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)):
-            raise TypeError(
-                f"feature {column!r} has dtype {dtype}, which is not numeric; "
-                "convert it to float (or one-hot encode it) first"
-            )
-    values = X.to_numpy(dtype=np.float64)
+        raise TypeError(
+            f"feature {column!r} has dtype {shown}, which is not numeric; "
+            "convert it to float (or one-hot encode it) first"
+        )
+    values = dataframe.to_numpy(frame)
     if check_finite and not np.isfinite(values).all():
         row = int(np.argwhere(~np.isfinite(values))[0][0])
-        error = nonfinite_error(columns, values[row], X.index[row])
+        error = nonfinite_error(columns, values[row], row_names(frame)[row])
         assert error is not None
         raise error
-    return values, columns
+    return values, columns, frame
+
+
+def row_names(frame: Any) -> Any:
+    """How errors name a frame's rows: its index (pandas), else their positions."""
+    import narwhals.stable.v2 as nw
+
+    index = nw.maybe_get_index(frame)
+    return range(len(frame)) if index is None else index
+
+
+def series_values(values: Any) -> Any:
+    """A series of any backend (pandas, polars, pyarrow) as a NumPy array; anything else as is."""
+    if isinstance(values, (list, tuple, np.ndarray, numbers.Real)) or values is None:
+        return values
+    import narwhals.stable.v2 as nw
+
+    try:
+        return nw.from_native(values, series_only=True).to_numpy()
+    except TypeError:
+        return values
 
 
 def nonfinite_error(columns: Sequence[Any], row: np.ndarray, row_name: Any) -> ValueError | None:

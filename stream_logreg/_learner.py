@@ -19,6 +19,8 @@ from stream_logreg._checks import (
     check_sample_weight,
     check_sample_weights,
     check_sparse,
+    row_names,
+    series_values,
 )
 from stream_logreg._math import sigmoid
 from stream_logreg._persist import ModelFile
@@ -27,7 +29,6 @@ from stream_logreg._state import ModelState
 
 if TYPE_CHECKING:
     import pandas as pd
-    import scipy.sparse
 
     from stream_logreg._kernel import Rule
 
@@ -107,7 +108,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         check_real("clip_gradient", clip_gradient, minimum=0.0, strict=True)
         check_instance("initializer", initializer, optim.base.Initializer, "river.optim.initializers")
         rate = getattr(optimizer, "lr", None)
-        if rate is not None:
+        if rate is not None and _spec.keeps_state_of(optimizer):  # others check (or ignore) their own
             rate = rate.learning_rate if isinstance(rate, optim.schedulers.Constant) else rate
             check_rate("the optimizer's lr", rate, allow_zero=False)
         if l1 and isinstance(optimizer, optim.FTRLProximal):
@@ -128,6 +129,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         self._space = FeatureSpace()
         self._state = ModelState(intercept_init, _spec.n_slots(self.optimizer, l1))
         self._one_step: tuple[tuple, int | None, tuple[float, ...]] | None = None
+        self._y_name = None
 
     @classmethod
     def _unit_test_params(cls) -> Iterator[dict[str, Any]]:
@@ -138,6 +140,10 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         yield {"optimizer": optim.Adam(0.05), "l2": 0.001, "l1": 0.001}
         yield {"optimizer": optim.FTRLProximal(l1=0.1)}
         yield {"optimizer": optim.Momentum(0.05), "loss": optim.losses.Hinge()}
+
+    @property
+    def _mutable_attributes(self) -> set[str]:
+        return {"optimizer", "l2", "l1", "loss", "intercept_lr", "clip_gradient", "initializer"}
 
     def mutate(self, new_attrs: dict) -> None:
         """river's ``mutate``; the compiled step is looked up again afterwards."""
@@ -240,22 +246,24 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
             return _batches.learn_one_by_one(self, xs, labels, weights)
         return _batches.learn_dicts(self._space, self._state, rule, xs, labels, weights)
 
-    def learn_many(
-        self, X: pd.DataFrame | scipy.sparse.sparray, y: pd.Series, w: pd.Series | float | None = None
-    ) -> None:
-        """Apply one SGD step per row, in row order: the same as looping ``learn_one``.
+    def learn_many(self, X: Any, y: Any, w: Any = None) -> None:
+        """Apply one step per row, in row order: the same as looping ``learn_one``.
 
-        X is a DataFrame, or a scipy.sparse matrix whose stored entries are the features
-        present in each row, named by their column number (hashed features, for example).
+        X is a data frame (pandas, polars, a pyarrow table: whatever river's takes), or a
+        scipy.sparse matrix whose stored entries are the features present in each row,
+        named by their column number (hashed features, for example); y and w are series
+        of any of those backends, arrays or lists (w: a number for every row, or None).
         Runs the compiled kernel. Everything is checked before the first step, so a bad
         batch changes nothing.
         """
+        self._y_name = getattr(y, "name", None)  # predict_many names its series so, as river's does
+        y, w = series_values(y), series_values(w)
         if not _is_frame(X):
             self._learn_sparse(X, y, w)
             return
-        values, columns = check_frame(X, check_finite=False)  # the kernel stops at NaN or inf
+        values, columns, frame = check_frame(X, check_finite=False)  # the kernel stops at NaN or inf
         labels, weights = check_labels(y, len(values)), check_sample_weights(w, len(values))
-        self.learn_array(values, columns, labels, weights, return_probas=False, row_names=X.index)
+        self.learn_array(values, columns, labels, weights, return_probas=False, row_names=row_names(frame))
 
     def learn_array(
         self,
@@ -309,24 +317,33 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         return _spec.rule_for(self.optimizer, self.loss, self.intercept_lr, self.l2, self.l1, self.clip_gradient,
                               self.initializer)  # fmt: skip
 
-    def predict_proba_many(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Return a DataFrame with columns False and True, one row per row of X."""
-        import pandas as pd
+    def predict_proba_many(self, X: Any) -> Any:
+        """Return a frame of X's kind with columns False and True, one row per row of X
+        (pandas keeps X's index; other backends name the columns "False" and "True", as
+        river's do)."""
+        from river.utils import dataframe
 
-        values, columns = check_frame(X)
+        p, frame = self._probas(X)
+        return dataframe.to_native_frame({False: 1.0 - p, True: p}, like=frame)
+
+    def predict_many(self, X: Any) -> Any:
+        """Return a boolean series of X's kind, True where the probability of True exceeds 0.5."""
+        from river.utils import dataframe
+
+        p, frame = self._probas(X)
+        return dataframe.to_native_series(p > 0.5, name=self._y_name, like=frame)
+
+    def _probas(self, X: Any) -> tuple[np.ndarray, Any]:
+        values, columns, frame = check_frame(X)
         state, space = self._state, self._space
         coef = np.array([state.coef[c] if (c := space.column_of(name)) is not None else 0.0 for name in columns])
         z = values @ coef + state.intercept
         p = 1.0 / (1.0 + np.exp(-np.maximum(z, -700.0)))
         tail = z <= -700.0
         p[tail] = np.exp(z[tail])
-        return pd.DataFrame({False: 1.0 - p, True: p}, index=X.index)
-
-    def predict_many(self, X: pd.DataFrame) -> pd.Series:
-        """Return a boolean Series, True where the probability of True exceeds 0.5."""
-        return self.predict_proba_many(X)[True] > 0.5
+        return p, frame
 
 
 def _is_frame(X: Any) -> bool:
-    """Whether X is a pandas DataFrame, without importing pandas for other inputs."""
-    return type(X).__module__.startswith("pandas") or not hasattr(X, "tocsr")
+    """Whether X is a data frame rather than a scipy.sparse matrix."""
+    return not (type(X).__module__.startswith("scipy") and hasattr(X, "tocsr"))
