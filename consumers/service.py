@@ -281,6 +281,9 @@ class ConsumerService:
                 return
             if start is None:
                 start = self.consumer.beginning_offsets([tp])[tp]
+            if tp not in self.consumer.assignment():  # revoked while this waited on the broker (an outage)
+                event("placement_skipped", partition=partition, reason="revoked while placing")
+                continue
             self.consumer.seek(tp, start)
             self.positions[partition] = start
             event("assigned", partition=partition, start=start, committed=committed and committed.offset, mine=mine)

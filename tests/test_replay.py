@@ -155,6 +155,28 @@ def test_an_interrupted_replay_resumed_equals_one_uninterrupted_replay(tmp_path)
     assert pa["metrics"]["curve"] == pb["metrics"]["curve"]
 
 
+def test_optimizer_flags_give_that_river_optimizer_and_a_resume_keeps_its_state(tmp_path, capsys):
+    path = tmp_path / "synthetic.csv"
+    write_synthetic_csv(path, n=2000, seed=6)
+    rows = [({k: float(v) for k, v in x.items()}, y == "1") for x, y in stream.iter_csv(path, target="label")]
+    for name, optimizer in [("adagrad", optim.AdaGrad(0.2)), ("ftrl", optim.FTRLProximal(alpha=0.2))]:
+        base = ["replay", str(path), "--target", "label", "--optimizer", name, "--lr", "0.2"]
+        whole, part, rest = (tmp_path / f"{name}-{kind}.json" for kind in ("whole", "part", "rest"))
+        assert main([*base, "--save", str(whole)]) == 0
+        expected = LogisticRegression(optimizer)
+        for x, y in rows:
+            expected.learn_one(x, y)
+        model = LogisticRegression.load(whole)
+        assert type(model.optimizer) is type(optimizer) and model.weights == expected.weights
+        assert main([*base, "--max-records", "700", "--save", str(part)]) == 0
+        assert main(["replay", str(path), "--target", "label", "--resume", str(part), "--save", str(rest)]) == 0
+        resumed = LogisticRegression.load(rest)
+        assert resumed.weights == expected.weights and resumed.intercept == expected.intercept
+    capsys.readouterr()
+    assert main(["replay", str(path), "--target", "label", "--optimizer", "adam", "--resume", str(part)]) == 2
+    assert "--optimizer adam differs from the ftrl that" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("setup", "args", "message"),
     [
@@ -163,7 +185,7 @@ def test_an_interrupted_replay_resumed_equals_one_uninterrupted_replay(tmp_path)
         ("data.csv", ["data.csv", "--target", "nope"], "has no column 'nope' (columns: a, y)"),
         ("empty.csv", ["empty.csv", "--target", "y"], "has no data rows"),
         ("data.csv", ["data.csv"], "--target is required with a file"),
-        ("data.csv", ["data.csv", "--target", "y", "--lr", "-1"], "lr must be > 0.0, got -1.0"),
+        ("data.csv", ["data.csv", "--target", "y", "--lr", "-1"], "the optimizer's lr must be > 0.0, got -1.0"),
         ("data.csv", ["data.csv", "--target", "y", "--resume", "data.csv"], "truncated or is not JSON"),
         ("dup.csv", ["dup.csv", "--target", "y"], "the header repeats the column 'a'"),
     ],
