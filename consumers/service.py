@@ -165,7 +165,10 @@ class ConsumerService:
                 batch = {}
             with self.lock:
                 self._learn_decoded()
-                self.checkpoints.fold_changes()
+                try:
+                    self.checkpoints.fold_changes()
+                except Failure as e:
+                    self._fail(e)
                 placed, self.pending_assignment = self.pending_assignment, set()
             self._place(placed)
             if placed:

@@ -112,10 +112,15 @@ class TransactionalCheckpointer:
         return checkpoint_due(self.config, self.since, self.last)
 
     def fold_changes(self) -> None:
-        """Fold in the other instances' changes that have arrived."""
+        """Fold in the other instances' changes that have arrived; Failure (status 2) for a
+        change this model cannot take (another optimizer's)."""
         assert self.sync is not None and self.feed is not None
         for change in self.feed.poll():
-            if self.sync.fold(change):
+            try:
+                folded = self.sync.fold(change)
+            except ValueError as e:
+                raise Failure(2, f"{e}; give every instance of the group the same --optimizer and --l1") from None
+            if folded:
                 self.folded += 1
                 self.delays.append(time.time() - change.made)
 

@@ -51,6 +51,20 @@ def slot_names(optimizer: Any) -> tuple[str, ...]:
     return () if kind is None else _kernel.SLOT_NAMES[getattr(_kernel, kind)]
 
 
+def additive_slots(optimizer: Any, l1: float) -> list[int]:
+    """The rows of the model's slots that are sums over the steps (AdaGrad's g2, FTRL's z and
+    n, the cumulative L1 penalties), which instances sharing one model add up; the others
+    (RMSProp's and Adam's moving averages) are each instance's own.
+
+    >>> from river import optim
+    >>> additive_slots(optim.FTRLProximal(), 0.0), additive_slots(optim.Adam(), 0.1)
+    ([0, 1], [2])
+    """
+    names = slot_names(optimizer)
+    sums = _SUMS.get(type(optimizer).__name__, ())
+    return [row for row, name in enumerate(names) if name in sums] + ([len(names)] if l1 else [])
+
+
 def n_slots(optimizer: Any, l1: float) -> int:
     """How many rows of per-feature state the model keeps: the optimizer's, then L1's."""
     return len(slot_names(optimizer)) + (l1 != 0.0)
@@ -62,6 +76,8 @@ def keeps_state_of(optimizer: Any) -> bool:
     return _is_river(optimizer)
 
 
+# The per-feature state of these optimizers that is a sum over the steps.
+_SUMS = {"AdaGrad": ("g2",), "FTRLProximal": ("z", "n")}
 # river's optimizers the kernel runs, by class name, and the kernel's record for each.
 _KERNEL_KINDS = {"SGD": "SGD", "AdaGrad": "AdaGrad", "RMSProp": "RMSProp", "Adam": "Adam", "FTRLProximal": "FTRL"}
 

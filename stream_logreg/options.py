@@ -67,6 +67,7 @@ MODEL_OPTIONS: dict[str, tuple[Any, str]] = {
     "lr": (None, "learning rate of the weights (ftrl: its alpha) (default: the optimizer's own in river: 0.01 "
                  "for sgd, 0.1 for adagrad, rmsprop and adam, 0.05 for ftrl)"),
     "l2": (0.0, "L2 penalty"),
+    "l1": (0.0, "L1 penalty, river's cumulative one (with ftrl: none; ftrl's own is not a flag)"),
     "intercept_lr": (0.01, "learning rate of the intercept"),
 }  # fmt: skip
 MODEL_DEFAULTS = {name: default for name, (default, _) in MODEL_OPTIONS.items()}
@@ -101,8 +102,8 @@ def model_params(args: argparse.Namespace) -> dict[str, Any]:
     the optimizer's default rate in river), as :func:`build_model` and :func:`settings_of`
     give them.
 
-    >>> model_params(argparse.Namespace(optimizer="adam", lr=None, l2=None, intercept_lr=0.1))
-    {'optimizer': 'adam', 'lr': 0.1, 'l2': 0.0, 'intercept_lr': 0.1}
+    >>> model_params(argparse.Namespace(optimizer="adam", lr=None, l2=None, l1=None, intercept_lr=0.1))
+    {'optimizer': 'adam', 'lr': 0.1, 'l2': 0.0, 'l1': 0.0, 'intercept_lr': 0.1}
     """
     return resolved({name: getattr(args, name) for name in MODEL_OPTIONS})
 
@@ -135,15 +136,15 @@ def build_model(settings: Mapping[str, Any]) -> Any:
     values = resolved(settings)
     cls, rate = OPTIMIZERS[values["optimizer"]]
     optimizer = getattr(optim, cls)(**{rate: values["lr"]})
-    return LogisticRegression(optimizer, l2=values["l2"], intercept_lr=values["intercept_lr"])
+    return LogisticRegression(optimizer, l2=values["l2"], l1=values["l1"], intercept_lr=values["intercept_lr"])
 
 
 def settings_of(model: Any) -> dict[str, Any]:
     """A model's settings in the form :func:`model_params` gives (what the flags cannot say
     is given as the river object itself), to compare with the flags given.
 
-    >>> settings_of(build_model({"optimizer": "adam", "lr": 0.2, "l2": 0.0, "intercept_lr": 0.01}))
-    {'optimizer': 'adam', 'lr': 0.2, 'l2': 0.0, 'intercept_lr': 0.01}
+    >>> settings_of(build_model({"optimizer": "adam", "lr": 0.2}))
+    {'optimizer': 'adam', 'lr': 0.2, 'l2': 0.0, 'l1': 0.0, 'intercept_lr': 0.01}
     """
     from river import optim
 
@@ -151,7 +152,7 @@ def settings_of(model: Any) -> dict[str, Any]:
     name = next((flag_name for flag_name, (cls, _) in OPTIMIZERS.items() if type(optimizer) is getattr(optim, cls)),
                 None)  # fmt: skip
     rate = getattr(optimizer, OPTIMIZERS[name][1]) if name else optimizer
-    return {"optimizer": name or repr(optimizer), "lr": _plain(rate), "l2": model.l2,
+    return {"optimizer": name or repr(optimizer), "lr": _plain(rate), "l2": model.l2, "l1": model.l1,
             "intercept_lr": _plain(model.intercept_lr)}  # fmt: skip
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, TopicPartition
+from river import optim
 
 from consumers.changes_topic import ChangesFeed
 from consumers.group_sync import GroupSync
@@ -125,7 +126,18 @@ def test_one_instance_sigkilled_at_random_moments_is_bit_for_bit_a_clean_pass(ka
     keys, values, valid, poison = poisoned(15_000, seed=21, partitions=1)
     stream = produce_slowly(kafka_bootstrap, topic, values, rate=1500, keys=keys)
     log = tmp_path / "solo.log"
-    options = ("--checkpoint-every", "300", "--idle-timeout", "6")
+    options = (
+        "--checkpoint-every",
+        "300",
+        "--idle-timeout",
+        "6",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.02",
+        "--l2",
+        "0.001",
+    )
     rng = random.Random(5)
     process = start(kafka_bootstrap, topic, "solo", "solo", log, *options)
     for run in range(1, 4):
@@ -137,7 +149,7 @@ def test_one_instance_sigkilled_at_random_moments_is_bit_for_bit_a_clean_pass(ka
     assert process.wait(timeout=180) == 0
     assert log.read_bytes().count(b'"event": "restored"') >= 4  # and more after an in-process restart
     ((model, progress),) = exchanged_models(kafka_bootstrap, "solo", topic).values()
-    want, metrics = expected(valid)
+    want, metrics = expected(valid, LogisticRegression(optim.Adam(0.02), l2=0.001))  # Adam's moments restored too
     assert model.weights == want.weights and model.intercept == want.intercept  # bit for bit
     assert model.n_steps == len(valid) == progress["counters"]["learned"]
     assert progress["counters"]["dead_lettered"] == poison

@@ -98,10 +98,13 @@ def learned(folder: Path) -> int:
     return checkpoint.progress["counters"]["learned"] if checkpoint else 0
 
 
-def expected(data: list[dict]) -> tuple[LogisticRegression, ProgressiveMetrics]:
+def expected(
+    data: list[dict], model: LogisticRegression | None = None
+) -> tuple[LogisticRegression, ProgressiveMetrics]:
+    """One clean pass over the records (with ``model``, a fresh LogisticRegression by default)."""
     import numpy as np
 
-    model, metrics = LogisticRegression(), ProgressiveMetrics()
+    model, metrics = model or LogisticRegression(), ProgressiveMetrics()
     for record in data:
         x = {k: float(v) for k, v in record.items() if k != "label"}
         metrics.update(np.array([model.predict_proba_one(x)[True]]), np.array([float(record["label"])]))
@@ -109,10 +112,10 @@ def expected(data: list[dict]) -> tuple[LogisticRegression, ProgressiveMetrics]:
     return model, metrics
 
 
-def assert_exact(folder: Path, data: list[dict]) -> None:
+def assert_exact(folder: Path, data: list[dict], model: LogisticRegression | None = None) -> None:
     checkpoint = latest(folder)
     assert checkpoint is not None
-    model, metrics = expected(data)
+    model, metrics = expected(data, model)
     got = checkpoint.model
     assert max(abs(got.weights[k] - model.weights[k]) for k in model.weights) <= 1e-12
     assert abs(got.intercept - model.intercept) <= 1e-12 and got.n_steps == model.n_steps
@@ -133,7 +136,7 @@ def test_sigkill_at_three_random_moments_then_the_model_is_exact(kafka_bootstrap
     data = records(20_000, seed=1)
     stream = produce_slowly(kafka_bootstrap, topic, [json.dumps(r).encode() for r in data], rate=1500)
     folder = tmp_path / "checkpoints"
-    options = ("--checkpoint-every", "300", "--idle-timeout", "5")
+    options = ("--checkpoint-every", "300", "--idle-timeout", "5", "--optimizer", "adagrad", "--lr", "0.05")
     rng = random.Random(7)
     moments = sorted(rng.uniform(1.0, 12.0) for _ in range(3))
     began, kills = time.monotonic(), []
@@ -147,7 +150,7 @@ def test_sigkill_at_three_random_moments_then_the_model_is_exact(kafka_bootstrap
     stream.join()
     assert process.wait(timeout=120) == 0
     assert kills[-1] < 20_000, f"the stream was over before the last kill: {kills}"
-    assert_exact(folder, data)
+    assert_exact(folder, data, LogisticRegression(optim.AdaGrad(0.05)))  # AdaGrad's sums restored too
 
 
 def test_sigterm_writes_a_final_checkpoint_commits_and_exits_0(kafka_bootstrap, topic, tmp_path):
