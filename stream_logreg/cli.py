@@ -28,8 +28,10 @@ from stream_logreg.options import (
     build_model,
     categorical_names,
     env_options,
+    flag,
     model_params,
     schema_from,
+    settings_of,
 )
 from stream_logreg.sources import DATASETS
 
@@ -260,6 +262,7 @@ def run_inspect(folder: str, top: int) -> int:
     scored = metrics["n"]
     print(f"log loss          {format(metrics['log_loss'], '.6f') if scored else 'n/a'}")
     print(f"accuracy          {format(metrics['correct'] / scored, '.4%') if scored else 'n/a'}")
+    print(f"model             {' '.join(f'{flag(name)} {value}' for name, value in settings_of(model).items())}")
     print(f"intercept         {model.intercept:+.6g}")
     weights = sorted(model.weights.items(), key=lambda item: -abs(item[1]))[:top]
     print(f"top {len(weights)} weights by size:")

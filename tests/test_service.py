@@ -494,7 +494,7 @@ def test_inspect_aligns_its_weight_column_and_shows_n_a_before_any_record(tmp_pa
 
     from stream_logreg.cli import main
 
-    model = LogisticRegression()
+    model = LogisticRegression(optim.FTRLProximal(alpha=0.5))
     model.learn_many(pd.DataFrame({"tiny": [1e-9, 0.0], "big": [-300.0, 250.0], "mid": [1.5, -2.0]}),
                      pd.Series([True, False]))  # fmt: skip
     counters = {"consumed": 0, "learned": 0, "dead_lettered": 0, "by_partition": {}}
@@ -503,6 +503,7 @@ def test_inspect_aligns_its_weight_column_and_shows_n_a_before_any_record(tmp_pa
     CheckpointStore(tmp_path).write(model, progress)
     assert main(["inspect", str(tmp_path)]) == 0
     out = capsys.readouterr().out
+    assert "model             --optimizer ftrl --lr 0.5 --l2 0.0 --l1 0.0 --intercept-lr 0.01\n" in out
     rows = [line for line in out.splitlines() if line.startswith("  ")]
     assert [line.split()[-1] for line in rows] == ["big", "mid", "tiny"]
     assert len({line.index(line.split()[-1]) for line in rows}) == 1  # the names start in one column
