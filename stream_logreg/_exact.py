@@ -28,6 +28,8 @@ def learn_one(model: Any, x: dict, label: float, weight: float) -> None:
     parameters (l1 and l2 together as well: L2 in the gradient, then the L1 penalty)."""
     space, state = model._space, model._state
     _dictstep.margin(space.index, state.coef, x, state.intercept)  # checks every value of x
+    if not state.writeable():  # a model loaded read-only copies its arrays on its first step
+        state.reserve(len(state.coef))
     known = {name: column for name in x if (column := space.column_of(name)) is not None}
     glm = GLM(model.optimizer, model.loss, 0.0, 0.0, state.intercept, model.intercept_lr, model.clip_gradient,
               model.initializer)  # fmt: skip

@@ -10,8 +10,13 @@ from river import datasets, optim
 from stream_logreg import LogisticRegression
 
 
-def trained() -> LogisticRegression:
-    model = LogisticRegression(optim.SGD(0.1), l2=0.01)
+def trained(optimizer: str = "sgd") -> LogisticRegression:
+    """A model after 100 Phishing steps: SGD with l2 (compiled), or AdaGrad with the Hinge
+    loss (the exact path, its g2 in the model's slots)."""
+    if optimizer == "sgd":
+        model = LogisticRegression(optim.SGD(0.1), l2=0.01)
+    else:
+        model = LogisticRegression(optim.AdaGrad(0.1), loss=optim.losses.Hinge())
     for x, y in datasets.Phishing().take(100):
         model.learn_one(x, y)
     return model
@@ -148,14 +153,15 @@ def test_learn_many_names_a_late_non_finite_value_by_its_row_label_and_changes_n
     assert state(model) == before
 
 
-def test_a_model_loaded_read_only_predicts_and_copies_its_weights_on_the_first_step(tmp_path):
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad_hinge"])
+def test_a_model_loaded_read_only_predicts_and_copies_its_weights_on_the_first_step(tmp_path, optimizer):
     """scikit-learn's estimator checks load models with joblib's mmap_mode="r"."""
     import joblib
     import scipy.sparse
 
     path = tmp_path / "model.joblib"
-    joblib.dump(trained(), path)
-    reference = trained()
+    joblib.dump(trained(optimizer), path)
+    reference = trained(optimizer)
     x = {**GOOD_X, "new_feature": 1.0}
     read_only = joblib.load(path, mmap_mode="r")
     assert read_only.predict_proba_one(x) == reference.predict_proba_one(x)
@@ -166,11 +172,11 @@ def test_a_model_loaded_read_only_predicts_and_copies_its_weights_on_the_first_s
         "learn_many (CSR)": lambda m: m.learn_many(scipy.sparse.csr_matrix(np.eye(2)), pd.Series([True, False])),
     }
     for name, learn in learners.items():
-        read_only, reference = joblib.load(path, mmap_mode="r"), trained()
+        read_only, reference = joblib.load(path, mmap_mode="r"), trained(optimizer)
         learn(read_only)
         learn(reference)
         assert state(read_only) == state(reference), name
-    assert joblib.load(path, mmap_mode="r").weights == trained().weights  # file untouched
+    assert joblib.load(path, mmap_mode="r").weights == trained(optimizer).weights  # file untouched
 
 
 def test_complex_values_are_refused_by_every_input_form():
