@@ -15,7 +15,7 @@ and its loss (:class:`Log`) are small NamedTuples of their hyper-parameters;
 their types (``numba.extending.overload``), so a new optimizer is a NamedTuple, its
 overloads and a C entry, and every form of input gets it. Each computes what river's
 optimizer of the same name computes, in the same order, so the weights are river's bit for
-bit (see :class:`Powers`). Per-coordinate optimizer state lives in ``slots`` (a 2-D array,
+bit (see :func:`_root`). Per-coordinate optimizer state lives in ``slots`` (a 2-D array,
 one row per kind of state, :data:`SLOT_NAMES`, then river's cumulative L1 penalty when l1 >
 0; one column per model column) and grows and rolls back with ``coef``.
 
@@ -121,13 +121,7 @@ class Log(NamedTuple):
 
 
 class Powers(NamedTuple):
-    """The exponents river's optimizers raise to, as run-time values.
-
-    CPython computes ``x ** 0.5`` and ``x ** 2`` with the C library's ``pow``; LLVM rewrites
-    a ``pow`` whose exponent it can see into ``sqrt`` or ``x * x``, which round differently
-    in about one case in 1,200. Passed in, the exponents stay unseen and the results equal
-    river's bit for bit.
-    """
+    """The exponents river's optimizers raise to, as run-time values (see :func:`_root`)."""
 
     half: float = 0.5
     square: float = 2.0
@@ -173,6 +167,80 @@ def _is(numba_type: Any, *classes: type) -> bool:
     return isinstance(numba_type, types.BaseNamedTuple) and numba_type.instance_class in classes  # type: ignore[attr-defined]
 
 
+# -- powers, rounded as CPython rounds them ----------------------------------------------------
+#
+# CPython computes x ** 0.5, x ** 2 and x ** -1 with the C library's pow, which rounds to the
+# nearest double except in about one case in 1,200, where the exact result lies within a few
+# hundredths of an ulp of the midpoint between two doubles and pow's error (at most 0.52 ulp
+# in glibc) takes it to the other one. sqrt, x * x and 1 / x always round to the nearest. So
+# each helper computes the nearest double r, measures with a fused multiply-add how far the
+# exact result is from r, and returns r where it is within 0.47 ulp of it (pow must return r
+# there too), else calls pow (about one case in sixteen, and outside the ranges where the
+# measure is exact). The same results as pow, bit for bit (tests/test_kernel.py checks
+# millions), at the cost of sqrt or a division mostly. The exponent is passed in
+# (``powers``) because LLVM would otherwise rewrite pow(x, 0.5) itself, into sqrt.
+
+
+def _fma_typer(typingctx, a, b, c):
+    """``_fma(a, b, c)``: a * b + c rounded once (the CPU's fused multiply-add)."""
+
+    def codegen(context, builder, signature, args):
+        double = ir.DoubleType()
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(double, [double] * 3), "llvm.fma.f64")
+        return builder.call(fn, args)
+
+    return types.double(types.double, types.double, types.double), codegen
+
+
+_fma: Any = intrinsic(_fma_typer)
+
+
+def _binade_typer(typingctx, x):
+    """``_binade(x)``: the power of two at or below |x| (for a normal x), read off its bits."""
+
+    def codegen(context, builder, signature, args):
+        bits = builder.bitcast(args[0], ir.IntType(64))
+        exponent = builder.and_(bits, ir.Constant(ir.IntType(64), 0x7FF0000000000000))
+        return builder.bitcast(exponent, ir.DoubleType())
+
+    return types.double(types.double), codegen
+
+
+_binade: Any = intrinsic(_binade_typer)
+_ULP = 2.0**-52  # an ulp of r is _binade(r) * _ULP
+_SURE = 0.47  # within this many ulps of r, pow (error <= 0.52 ulp) returns r
+
+
+@njit(cache=True, inline="always")
+def _root(x, powers):
+    """x ** 0.5 as CPython computes it."""
+    if 1e-280 < x < 1e280:
+        r = math.sqrt(x)
+        if abs(_fma(r, r, -x)) < 2.0 * _SURE * r * (_binade(r) * _ULP):  # |sqrt(x) - r| = |r r - x| / 2r
+            return r
+    return x**powers.half
+
+
+@njit(cache=True, inline="always")
+def _square(x, powers):
+    """x ** 2 as CPython computes it."""
+    if 1e-140 < abs(x) < 1e140:
+        r = x * x
+        if abs(_fma(x, x, -r)) < _SURE * (_binade(r) * _ULP):  # the exact error of r
+            return r
+    return x**powers.square
+
+
+@njit(cache=True, inline="always")
+def _inverse(x, powers):
+    """x ** -1 as CPython computes it."""
+    if 1e-300 < abs(x) < 1e300:
+        r = 1.0 / x
+        if abs(_fma(r, x, -1.0)) < _SURE * abs(x) * (_binade(r) * _ULP):  # |1/x - r| = |r x - 1| / |x|
+            return r
+    return x**powers.inverse
+
+
 @njit(cache=True, inline="always")
 def _at_step(rate, t):
     if rate.power == 0.0:
@@ -196,7 +264,7 @@ def _optimizer_rate(optimizer, t, powers):
     if _is(optimizer, Adam):
 
         def adam(optimizer, t, powers):
-            rate = _at_step(optimizer.lr, t) * (1.0 - optimizer.beta_2 ** (t + 1.0)) ** powers.half
+            rate = _at_step(optimizer.lr, t) * _root(1.0 - optimizer.beta_2 ** (t + 1.0), powers)
             return rate / (1.0 - optimizer.beta_1 ** (t + 1.0))
 
         return adam
@@ -216,9 +284,9 @@ def _optimizer_update(optimizer, rate, powers, coef, slots, c, gradient):
     if _is(optimizer, AdaGrad):
 
         def adagrad(optimizer, rate, powers, coef, slots, c, gradient):
-            g2 = slots[0, c] + gradient**powers.square
+            g2 = slots[0, c] + _square(gradient, powers)
             slots[0, c] = g2
-            coef[c] = coef[c] - rate / (g2 + optimizer.eps) ** powers.half * gradient
+            coef[c] = coef[c] - rate / _root(g2 + optimizer.eps, powers) * gradient
 
         return adagrad
     if _is(optimizer, RMSProp):
@@ -226,7 +294,7 @@ def _optimizer_update(optimizer, rate, powers, coef, slots, c, gradient):
         def rmsprop(optimizer, rate, powers, coef, slots, c, gradient):
             g2 = optimizer.rho * slots[0, c] + (1.0 - optimizer.rho) * (gradient * gradient)
             slots[0, c] = g2
-            coef[c] = coef[c] - rate / (g2 + optimizer.eps) ** powers.half * gradient
+            coef[c] = coef[c] - rate / _root(g2 + optimizer.eps, powers) * gradient
 
         return rmsprop
     if _is(optimizer, Adam):
@@ -235,7 +303,7 @@ def _optimizer_update(optimizer, rate, powers, coef, slots, c, gradient):
             m = optimizer.beta_1 * slots[0, c] + (1.0 - optimizer.beta_1) * gradient
             v = optimizer.beta_2 * slots[1, c] + (1.0 - optimizer.beta_2) * (gradient * gradient)
             slots[0, c], slots[1, c] = m, v
-            coef[c] = coef[c] - rate * m / (v**powers.half + optimizer.eps)
+            coef[c] = coef[c] - rate * m / (_root(v, powers) + optimizer.eps)
 
         return adam
     if _is(optimizer, FTRL):
@@ -243,10 +311,10 @@ def _optimizer_update(optimizer, rate, powers, coef, slots, c, gradient):
         def ftrl(optimizer, rate, powers, coef, slots, c, gradient):
             z, n = slots[0, c], slots[1, c]
             if abs(z) > optimizer.l1:
-                shrink = ((optimizer.beta + n**powers.half) / optimizer.alpha + optimizer.l2) ** powers.inverse
+                shrink = _inverse((optimizer.beta + _root(n, powers)) / optimizer.alpha + optimizer.l2, powers)
                 coef[c] = -shrink * (z - math.copysign(optimizer.l1, z))
-            g2 = gradient**powers.square
-            s = ((n + g2) ** powers.half - n**powers.half) / optimizer.alpha
+            g2 = _square(gradient, powers)
+            s = (_root(n + g2, powers) - _root(n, powers)) / optimizer.alpha
             slots[0, c] = z + (gradient - s * coef[c])
             slots[1, c] = n + g2
 

@@ -1,6 +1,7 @@
 """The compiled kernel equals the plain reference and looping learn_one, to <= 1e-12."""
 
 import itertools
+import math
 import subprocess
 import sys
 import warnings
@@ -230,3 +231,40 @@ def test_dense_one_pass_equals_scikit_learn_sgd():
     ours.learn_many(pd.DataFrame(X), pd.Series(y))
     assert np.max(np.abs(np.array(list(ours.weights.values())) - sk.coef_[0])) <= 1e-12
     assert abs(ours.intercept - sk.intercept_[0]) <= 1e-12
+
+
+@pytest.mark.parametrize(("helper", "exponent"), [("_root", 0.5), ("_square", 2), ("_inverse", -1)])
+def test_the_kernels_powers_equal_cpythons_bit_for_bit(helper, exponent):
+    """x ** 0.5, x ** 2 and x ** -1 as CPython computes them (the C library's pow), which
+    differ from sqrt, x * x and 1 / x in about one case in 1,200: on a million random values
+    over 35 decades each side, the exact extremes, and the values where the plain forms
+    differ from pow."""
+    from numba import njit
+
+    compute = getattr(_kernel, helper)
+    powers = _kernel.Powers()
+
+    @njit
+    def apply(xs, out, powers):
+        for i in range(xs.shape[0]):
+            out[i] = compute(xs[i], powers)
+
+    rng = np.random.default_rng(17)
+    xs = rng.standard_normal(1_000_000) * np.exp(rng.uniform(-80.0, 80.0, 1_000_000))
+    tiny, huge = np.finfo(np.float64).smallest_subnormal, np.finfo(np.float64).max
+    xs = np.concatenate([xs, [tiny, 1e-300, 1e-281, 1e-141, 1e-139, 0.5, 1.0, 2.0, 1e139, 1e141, 1e279, 1e281, huge]])
+    xs = np.abs(xs) if helper == "_root" else np.concatenate([xs, -xs[-13:]])
+
+    def cpython(x: float) -> float:
+        try:
+            return x**exponent
+        except OverflowError:  # where C's pow returns an infinity
+            return math.copysign(math.inf, x) if exponent == -1 else math.inf
+
+    expected = np.array([cpython(x) for x in xs.tolist()])
+    plain = {"_root": np.sqrt, "_square": np.square, "_inverse": np.reciprocal}[helper]
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        assert (plain(xs) != expected).sum() > 500  # the plain forms do differ from pow
+    got = np.empty_like(xs)
+    apply(xs, got, powers)
+    assert np.array_equal(got, expected)
