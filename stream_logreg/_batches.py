@@ -41,7 +41,8 @@ def learn_dicts(
         space.forget_after(n_before)
         raise
     probas = np.empty(len(xs))
-    bad_row = _run(_kernel.learn_csr, (indptr, indices, data), space, state, rule, indices, n_before, labels, weights,
+    touched = _kernel.present_columns(indices, len(space))
+    bad_row = _run(_kernel.learn_csr, (indptr, indices, data), space, state, rule, touched, n_before, labels, weights,
                    probas)  # fmt: skip
     if bad_row >= 0:
         raise MarginError(xs[bad_row])

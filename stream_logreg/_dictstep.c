@@ -16,6 +16,9 @@
  *   from _kernel.one_step_address and _kernel.flat_params.
  * pack(index, xs, indptr, indices, data) -> None: fills CSR arrays (sized by the caller)
  *   from a list of dicts, registering new names; the caller undoes them if it raises.
+ *   Dicts of one stream usually hold the same key objects in the same order, so the
+ *   column found for the k-th key of a row is kept, and a next row whose k-th key is the
+ *   same object takes it without a dict lookup (about half of packing's time).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -234,10 +237,12 @@ done:
 static PyObject *pack(PyObject *self, PyObject *args) {
     PyObject *index, *xs, *x, *key, *value, *result = NULL;
     PyObject *indptr_obj, *indices_obj, *data_obj;
+    PyObject *seen_keys[STACK_FEATURES] = {NULL}; /* the k-th key of an earlier row (owned) */
+    Py_ssize_t seen_cols[STACK_FEATURES];         /* and its column */
     Py_buffer indptr_view, indices_view, data_view;
     long long *indptr, *indices;
     double *data;
-    Py_ssize_t row, pos, nnz = 0, col, capacity;
+    Py_ssize_t row, pos, k, nnz = 0, col, capacity;
     if (!PyArg_ParseTuple(args, "O!O!OOO", &PyDict_Type, &index, &PyList_Type, &xs, &indptr_obj,
                           &indices_obj, &data_obj))
         return NULL;
@@ -272,17 +277,29 @@ static PyObject *pack(PyObject *self, PyObject *args) {
             goto done;
         }
         pos = 0;
+        k = 0;
         while (PyDict_Next(x, &pos, &key, &value)) {
             if (read_value(key, value, &data[nnz]) < 0) goto done;
-            if ((col = column_of(index, key)) == -2) goto done;
-            if (col == -1 && (col = add_column(index, key)) < 0) goto done;
+            if (k < STACK_FEATURES && seen_keys[k] == key) {
+                col = seen_cols[k];
+            } else {
+                if ((col = column_of(index, key)) == -2) goto done;
+                if (col == -1 && (col = add_column(index, key)) < 0) goto done;
+                if (k < STACK_FEATURES) {
+                    Py_INCREF(key);
+                    Py_XSETREF(seen_keys[k], key);
+                    seen_cols[k] = col;
+                }
+            }
             indices[nnz++] = col;
+            k++;
         }
         indptr[row + 1] = nnz;
     }
     result = Py_None;
     Py_INCREF(result);
 done:
+    for (k = 0; k < STACK_FEATURES; k++) Py_XDECREF(seen_keys[k]);
     PyBuffer_Release(&indptr_view);
     PyBuffer_Release(&indices_view);
     PyBuffer_Release(&data_view);

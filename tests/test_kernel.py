@@ -268,3 +268,25 @@ def test_the_kernels_powers_equal_cpythons_bit_for_bit(helper, exponent):
     got = np.empty_like(xs)
     apply(xs, got, powers)
     assert np.array_equal(got, expected)
+
+
+def test_packing_reuses_columns_only_for_the_same_key_object_at_the_same_place():
+    """learn_batch remembers the column of each row's k-th key for the next row; rows whose
+    keys change order, are equal but distinct objects, or number more than it remembers (64)
+    must still get the columns of their names."""
+    rng = np.random.default_rng(8)
+    names = [f"f{j}" for j in range(100)]
+    xs = []
+    for i in range(600):
+        chosen = list(rng.choice(names, size=int(rng.integers(1, 100)), replace=False))
+        if i % 3 == 0:
+            chosen = ["".join(list(name)) for name in chosen]  # equal names, other str objects
+        if i % 5 == 0:
+            chosen = names[:70]  # the same objects in the same order, past 64 of them
+        xs.append({name: float(rng.normal()) for name in chosen})
+    ys = [bool(v) for v in rng.random(600) < 0.5]
+    batch, one = LogisticRegression(optim.Adam(0.05)), LogisticRegression(optim.Adam(0.05))
+    batch.learn_batch(xs, ys)
+    for x, y in zip(xs, ys, strict=True):
+        one.learn_one(x, y)
+    assert_same(batch, one, tol=0.0)
