@@ -14,6 +14,7 @@
  *   weight starts at 0) once the step succeeded; raises MarginError if the margin is not
  *   finite. coef must have room for len(index) + len(x) columns; address and params come
  *   from _kernel.one_step_address and _kernel.flat_params.
+ * count(xs) -> the number of features in a list of dicts (what pack's arrays must hold).
  * pack(index, xs, indptr, indices, data) -> None: fills CSR arrays (sized by the caller)
  *   from a list of dicts, registering new names; the caller undoes them if it raises.
  *   Dicts of one stream usually hold the same key objects in the same order, so the
@@ -234,6 +235,25 @@ done:
     return result;
 }
 
+static PyObject *count(PyObject *self, PyObject *xs) {
+    Py_ssize_t row, total = 0;
+    PyObject *x;
+    if (!PyList_Check(xs)) {
+        PyErr_Format(PyExc_TypeError, "xs is a %s, not a list of dicts", Py_TYPE(xs)->tp_name);
+        return NULL;
+    }
+    for (row = 0; row < PyList_GET_SIZE(xs); row++) {
+        x = PyList_GET_ITEM(xs, row);
+        if (!PyDict_Check(x)) {
+            PyErr_Format(PyExc_TypeError, "xs[%zd] is a %s, not a dict of features", row,
+                         Py_TYPE(x)->tp_name);
+            return NULL;
+        }
+        total += PyDict_GET_SIZE(x);
+    }
+    return PyLong_FromSsize_t(total);
+}
+
 static PyObject *pack(PyObject *self, PyObject *args) {
     PyObject *index, *xs, *x, *key, *value, *result = NULL;
     PyObject *indptr_obj, *indices_obj, *data_obj;
@@ -310,6 +330,7 @@ static PyMethodDef methods[] = {
     {"margin", margin, METH_VARARGS, "margin(index, coef, x, intercept) -> theta^T x + b"},
     {"step", step, METH_VARARGS,
      "step(address, index, coef, slots, x, y, w, params, scalars, t) -> None"},
+    {"count", count, METH_O, "count(xs) -> the number of features in a list of dicts"},
     {"pack", pack, METH_VARARGS, "pack(index, xs, indptr, indices, data) -> None"},
     {NULL, NULL, 0, NULL},
 };

@@ -174,11 +174,12 @@ def _is(numba_type: Any, *classes: type) -> bool:
 # hundredths of an ulp of the midpoint between two doubles and pow's error (at most 0.52 ulp
 # in glibc) takes it to the other one. sqrt, x * x and 1 / x always round to the nearest. So
 # each helper computes the nearest double r, measures with a fused multiply-add how far the
-# exact result is from r, and returns r where it is within 0.47 ulp of it (pow must return r
-# there too), else calls pow (about one case in sixteen, and outside the ranges where the
-# measure is exact). The same results as pow, bit for bit (tests/test_kernel.py checks
-# millions), at the cost of sqrt or a division mostly. The exponent is passed in
-# (``powers``) because LLVM would otherwise rewrite pow(x, 0.5) itself, into sqrt.
+# exact result is from r, and returns r where it is within 0.479 ulp of it (pow must return r
+# there too: the other neighbour is more than 0.52 ulp away), else calls pow (about one case
+# in 24, and outside the ranges where the measure is exact). The same results as pow, bit
+# for bit (tests/test_kernel.py checks millions), at the cost of sqrt or a division mostly.
+# The exponent is passed in (``powers``) because LLVM would otherwise rewrite pow(x, 0.5)
+# itself, into sqrt.
 
 
 def _fma_typer(typingctx, a, b, c):
@@ -208,7 +209,7 @@ def _binade_typer(typingctx, x):
 
 _binade: Any = intrinsic(_binade_typer)
 _ULP = 2.0**-52  # an ulp of r is _binade(r) * _ULP
-_SURE = 0.47  # within this many ulps of r, pow (error <= 0.52 ulp) returns r
+_SURE = 0.479  # within this many ulps of r, pow (error <= 0.52 ulp) returns r
 
 
 @njit(cache=True, inline="always")
