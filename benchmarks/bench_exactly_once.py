@@ -147,8 +147,7 @@ def checkpoint_cost(bootstrap: str, bits: int) -> None:
     rng = np.random.default_rng(1)
     names = [f"feature_{i}" for i in range(n)]
     model = LogisticRegression.from_parts(
-        {"params": {"lr": 0.01, "l2": 0.0, "intercept_init": 0.0, "intercept_lr": 0.01, "clip_gradient": 1e12},
-         "n_steps": 10**6, "intercept": 0.1, "names": names},
+        {"params": LogisticRegression().to_parts()[0]["params"], "n_steps": 10**6, "intercept": 0.1, "names": names},
         rng.normal(size=n),
     )  # fmt: skip
     topic = f"bench-state-{int(time.time())}"

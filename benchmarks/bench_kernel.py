@@ -109,7 +109,7 @@ def dense(rows: int, river_rows: int) -> None:
     ours = LogisticRegression(optim.SGD(LR), intercept_lr=LR)
 
     def fresh_pass() -> None:
-        ours.__init__(lr=LR, intercept_lr=LR)  # type: ignore[misc]
+        ours.__init__(optim.SGD(LR), intercept_lr=LR)  # type: ignore[misc]
         ours.learn_many(frame, labels)
 
     coef = np.ones(20)
@@ -151,7 +151,7 @@ def sparse(rows: int) -> None:
     series = pd.Series(y)
 
     def fresh_pass() -> None:
-        ours.__init__(lr=LR, intercept_lr=LR * 0.01)  # type: ignore[misc]
+        ours.__init__(optim.SGD(LR), intercept_lr=LR * 0.01)  # type: ignore[misc]
         ours.learn_many(X, series)
 
     sk = sklearn_sgd()

@@ -128,7 +128,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         self.initializer = initializer if initializer else optim.initializers.Zeros()
         self._space = FeatureSpace()
         self._state = ModelState(intercept_init, _spec.n_slots(self.optimizer, l1))
-        self._one_step: tuple[tuple, int | None, tuple[float, ...]] | None = None
+        self._one_step: tuple[int | None, tuple[float, ...]] | None = None
         self._y_name = None
 
     @classmethod
@@ -145,8 +145,14 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
     def _mutable_attributes(self) -> set[str]:
         return {"optimizer", "l2", "l1", "loss", "intercept_lr", "clip_gradient", "initializer"}
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _STEP_PARTS:  # the step changes: look up its compiled form again
+            self.__dict__["_one_step"] = None
+        super().__setattr__(name, value)
+
     def mutate(self, new_attrs: dict) -> None:
-        """river's ``mutate``; the compiled step is looked up again afterwards."""
+        """river's ``mutate``, which may change a part's own attributes (the optimizer's
+        rate, say); the compiled step is looked up again afterwards."""
         super().mutate(new_attrs)
         self._one_step = None
 
@@ -179,16 +185,16 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         if type(x) is not dict:
             x = dict(x)
         entry = self._one_step
-        if entry is None or entry[0] != self._parts():
+        if entry is None:
             entry = self._one_step_entry()
-        if entry[1] is None:
+        if entry[0] is None:
             _exact.learn_one(self, x, label, weight)
             return
         state, index = self._state, self._space.index
         if len(index) + len(x) > len(state.coef):
             state.reserve(len(index) + len(x))
         try:
-            _dictstep.step(entry[1], index, state.coef, state.slots, x, label, weight, entry[2], state.scalars,
+            _dictstep.step(entry[0], index, state.coef, state.slots, x, label, weight, entry[1], state.scalars,
                            state.n_steps)  # fmt: skip
         except ValueError:
             if state.writeable():
@@ -198,18 +204,13 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
             return
         state.n_steps += 1
 
-    def _parts(self) -> tuple:
-        """What decides the step: when one of these changes, so does the rule."""
-        return (self.optimizer, self.loss, self.intercept_lr, self.l2, self.l1, self.clip_gradient, self.initializer)
-
-    def _one_step_entry(self) -> tuple[tuple, int | None, tuple[float, ...]]:
-        """(the parts, the compiled one-example step or None for the exact path, its flat
-        parameters), kept in ``_one_step`` while the parts stay the same."""
+    def _one_step_entry(self) -> tuple[int | None, tuple[float, ...]]:
+        """(the compiled one-example step, or None for the exact path; its flat parameters),
+        kept in ``_one_step`` until a part of the step changes (``_STEP_PARTS``)."""
         from stream_logreg import _kernel
 
         rule = self._rule()
-        entry = (self._parts(), None, ()) if rule is None else (self._parts(), _kernel.one_step_address(rule),
-                                                                _kernel.flat_params(rule))  # fmt: skip
+        entry = (None, ()) if rule is None else (_kernel.one_step_address(rule), _kernel.flat_params(rule))
         self._one_step = entry
         return entry
 
@@ -342,6 +343,10 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         tail = z <= -700.0
         p[tail] = np.exp(z[tail])
         return p, frame
+
+
+# The parameters a step depends on: assigning one of them drops the compiled step kept.
+_STEP_PARTS = frozenset({"optimizer", "loss", "intercept_lr", "l2", "l1", "clip_gradient", "initializer"})
 
 
 def _is_frame(X: Any) -> bool:

@@ -293,11 +293,15 @@ def test_elastic_net_equals_scikit_learn_where_they_define_the_same_step():
     assert sum(weight == 0.0 for weight in ours.weights.values()) >= 2
 
 
-def test_a_changed_optimizer_starts_with_fresh_state_as_in_river():
+@pytest.mark.parametrize("how", ["mutate", "assign"])
+def test_a_changed_optimizer_or_penalty_starts_with_fresh_state_as_in_river(how):
     ours, theirs = LogisticRegression(optim.Adam(0.1)), linear_model.LogisticRegression(optim.Adam(0.1))
     for model in (ours, theirs):
         model.learn_one({"a": 1.0, "b": -2.0}, True)
-        model.mutate({"optimizer": optim.AdaGrad(0.1)})
+        if how == "mutate":
+            model.mutate({"optimizer": optim.AdaGrad(0.1), "l2": 0.1})
+        else:
+            model.optimizer, model.l2 = optim.AdaGrad(0.1), 0.1
         model.learn_one({"a": 0.5, "c": 1.0}, False)
     assert ours._state.slots.shape[0] == 1  # AdaGrad's g2, where Adam kept m and v
     assert_rivers(ours, theirs, tol=0.0)
