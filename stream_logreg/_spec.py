@@ -39,7 +39,8 @@ def rule_for(
     if compiled is None or intercept_rate is None or type(loss) is not optim.losses.Log or not zeros:
         return None
     log = _kernel.Log(float(loss.weight_pos), float(loss.weight_neg))
-    return _kernel.Rule(compiled, log, intercept_rate, float(l2), float(l1), float(clip_gradient))
+    penalty = _kernel.L1(float(l1)) if l1 else None
+    return _kernel.Rule(compiled, log, intercept_rate, float(l2), penalty, float(clip_gradient))
 
 
 def slot_names(optimizer: Any) -> tuple[str, ...]:

@@ -117,7 +117,7 @@ def test_dense_kernel_equals_its_reference():
     y = (rng.random(500) < 0.4).astype(np.float64)
     w = rng.uniform(0, 2, 500)
     cols = np.array([3, 0, 5, 1, 4, 2], dtype=np.int64)
-    rule = _kernel.Rule(_kernel.SGD(_kernel.Rate(0.3, 0.5)), _kernel.Log(), _kernel.Rate(0.1, 0.0), 0.001, 0.0, 0.5)
+    rule = _kernel.Rule(_kernel.SGD(_kernel.Rate(0.3, 0.5)), _kernel.Log(), _kernel.Rate(0.1, 0.0), 0.001, None, 0.5)
     results = []
     coef, state, probas = np.zeros(6), np.array([0.1, 10.0, 0.0]), np.empty(500)
     assert _kernel.learn_dense(X, cols, y, w, coef, np.zeros((0, 6)), state, rule, probas) == -1
