@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -34,6 +34,9 @@ from stream_logreg.options import (
     settings_of,
 )
 from stream_logreg.sources import DATASETS
+
+if TYPE_CHECKING:
+    from stream_logreg import LogisticRegression
 
 __all__ = [
     "build_parser",
@@ -126,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-broker", action="store_true", help="leave the local broker running at the end")
     demo.add_argument("--out", help="folder for checkpoints, log and the PNG (default: a new temporary folder)")
 
-    inspect = command("inspect", help="print the newest checkpoint in a checkpoint folder")
-    inspect.add_argument("checkpoint_dir")
+    inspect = command("inspect", help="print the newest checkpoint in a checkpoint folder, or each instance's "
+                                      "snapshot in an exactly-once service's state topic")  # fmt: skip
+    inspect.add_argument("checkpoint_dir", nargs="?", help="the at-least-once service's --checkpoint-dir")
+    inspect.add_argument("--state-topic", help="an exactly-once service's state topic (<group>-<topic>-state)")
+    inspect.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="the broker holding --state-topic")
     inspect.add_argument("--top", type=int, default=10, help="how many of the largest weights to show")
 
     produce = command("produce", help="send each row of a file or bundled data set to a topic as JSON")
@@ -159,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_demo(args.dataset, args.rate, args.records, args.keep_broker, args.out)
         if args.command == "inspect":
+            if args.state_topic:
+                return run_inspect_state_topic(args.bootstrap_servers, args.state_topic, args.top)
             return run_inspect(args.checkpoint_dir, args.top)
         if args.command == "broker":
             return run_broker(args.port, args.data_dir)
@@ -242,9 +250,11 @@ def run_consume(args: argparse.Namespace) -> int:
     return status
 
 
-def run_inspect(folder: str, top: int) -> int:
+def run_inspect(folder: str | None, top: int) -> int:
     from consumers.checkpoints import CheckpointStore
 
+    if folder is None:
+        raise UsageError("pass a checkpoint folder, or --state-topic for an exactly-once service's state")
     if not Path(folder).is_dir():
         raise UsageError(f"{folder} is not a folder; pass the service's --checkpoint-dir")
     checkpoint, damaged = CheckpointStore(folder).scan()
@@ -252,13 +262,44 @@ def run_inspect(folder: str, top: int) -> int:
         print(f"damaged           {path}: {problem} (skipped)")
     if checkpoint is None:
         raise UsageError(f"{folder} holds no valid checkpoint")
-    progress, model = checkpoint.progress, checkpoint.model
-    metrics = progress["metrics"]
-    counters = progress["counters"]
     print(f"checkpoint        {checkpoint.path} (version {checkpoint.version})")
+    print_state(checkpoint.progress, checkpoint.model, top)
+    return 0
+
+
+def run_inspect_state_topic(bootstrap_servers: str, topic: str, top: int) -> int:
+    from kafka.errors import KafkaError
+
+    from consumers.state_topic import KafkaStateStore
+    from stream_logreg.kafka_admin import partition_count
+
+    try:
+        if partition_count(bootstrap_servers, topic) == 0:
+            raise UsageError(f"{topic} does not exist at {bootstrap_servers}; pass the service's state topic "
+                             "(<group>-<topic>-state unless it was given --state-topic)")  # fmt: skip
+        snapshots, passed = KafkaStateStore(bootstrap_servers, topic, "inspect").read(timeout=30.0)
+    except (KafkaError, TimeoutError) as e:
+        raise UsageError(f"cannot read {topic} at {bootstrap_servers} ({e}); check the broker") from None
+    for why in passed:
+        print(f"damaged           {why} (skipped)")
+    if not snapshots:
+        raise UsageError(f"{topic} at {bootstrap_servers} holds no snapshot; pass the service's state topic")
+    for instance, snapshot in sorted(snapshots.items()):
+        shown = ", ".join(f"{author} {seq}" for author, seq in sorted(snapshot.clock.items())) or "none"
+        print(f"instance          {instance} (version {snapshot.version}, {snapshot.parts} parts)")
+        print(f"changes held      {shown}; the changes topic read to {snapshot.changes_position:,}")
+        print_state(snapshot.progress, snapshot.model, top)
+        print()
+    return 0
+
+
+def print_state(progress: dict[str, Any], model: LogisticRegression, top: int) -> None:
+    """A checkpoint's or a snapshot's counters, metrics, model flags and largest weights."""
+    metrics, counters = progress["metrics"], progress["counters"]
     print(f"records learned   {counters['learned']:,} (consumed {counters['consumed']:,}, "
           f"dead letters {counters['dead_lettered']:,})")  # fmt: skip
-    print(f"next offsets      {', '.join(f'{p}: {o}' for p, o in progress['offsets'].items()) or '-'}")
+    offsets = progress.get("offsets") or {}
+    print(f"next offsets      {', '.join(f'{p}: {o}' for p, o in offsets.items()) or '-'}")
     scored = metrics["n"]
     print(f"log loss          {format(metrics['log_loss'], '.6f') if scored else 'n/a'}")
     print(f"accuracy          {format(metrics['correct'] / scored, '.4%') if scored else 'n/a'}")
@@ -268,7 +309,6 @@ def run_inspect(folder: str, top: int) -> int:
     print(f"top {len(weights)} weights by size:")
     for name, weight in weights:
         print(f"  {weight:>+14.6g}  {name}")
-    return 0
 
 
 def run_broker(port: int | None, data_dir: str | None) -> int:

@@ -19,6 +19,7 @@ from consumers.group_sync import GroupSync
 from consumers.state_topic import KafkaStateStore
 from stream_logreg import LogisticRegression
 from stream_logreg.broker import LocalKafka
+from stream_logreg.cli import main
 from stream_logreg.evaluate import ProgressiveMetrics
 
 from processes import STARTED
@@ -122,7 +123,7 @@ def assert_each_once(bootstrap: str, topic: str, values: list[bytes], keys: list
     assert set(dead) == poison
 
 
-def test_one_instance_sigkilled_at_random_moments_is_bit_for_bit_a_clean_pass(kafka_bootstrap, topic, tmp_path):
+def test_one_instance_sigkilled_at_random_moments_is_bit_for_bit_a_clean_pass(kafka_bootstrap, topic, tmp_path, capsys):
     keys, values, valid, poison = poisoned(15_000, seed=21, partitions=1)
     stream = produce_slowly(kafka_bootstrap, topic, values, rate=1500, keys=keys)
     log = tmp_path / "solo.log"
@@ -156,6 +157,14 @@ def test_one_instance_sigkilled_at_random_moments_is_bit_for_bit_a_clean_pass(ka
     got_metrics = ProgressiveMetrics.from_state(progress["metrics"])
     assert got_metrics.log_loss == metrics.log_loss and got_metrics.correct == metrics.correct
     assert_each_once(kafka_bootstrap, topic, values, keys, 1)
+    capsys.readouterr()
+    state_topic = ["inspect", "--bootstrap-servers", kafka_bootstrap, "--state-topic"]
+    assert main([*state_topic, f"solo-{topic}-state"]) == 0
+    shown = capsys.readouterr().out
+    assert "instance          solo (version " in shown and f"records learned   {len(valid):,} " in shown
+    assert "model             --optimizer adam --lr 0.02 --l2 0.001 --l1 0.0 --intercept-lr 0.01" in shown
+    assert main([*state_topic, f"nobody-{topic}-state"]) == 2
+    assert f"nobody-{topic}-state does not exist at" in capsys.readouterr().err
 
 
 def test_three_instances_killed_at_random_share_one_model_and_publish_each_record_once(
