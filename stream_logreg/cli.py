@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = command("inspect", help="print the newest checkpoint in a checkpoint folder, or each instance's "
                                       "snapshot in an exactly-once service's state topic")  # fmt: skip
     inspect.add_argument("checkpoint_dir", nargs="?", help="the at-least-once service's --checkpoint-dir")
-    inspect.add_argument("--state-topic", help="an exactly-once service's state topic (<group>-<topic>-state)")
+    inspect.add_argument("--state-topic", help="an exactly-once service's state topic, <group>-<topic>-state "
+                                               "(default: none, read the checkpoint folder)")  # fmt: skip
     inspect.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="the broker holding --state-topic")
     inspect.add_argument("--top", type=int, default=10, help="how many of the largest weights to show")
 
