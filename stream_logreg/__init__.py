@@ -1,4 +1,4 @@
-"""stream_logreg: online logistic regression, one exact SGD step per record.
+"""stream_logreg: online logistic regression, one exact step per record (SGD or any of river's optimizers).
 
 >>> from stream_logreg import LogisticRegression
 >>> LogisticRegression().predict_proba_one({"x": 1.0})

@@ -1,4 +1,4 @@
-"""LogisticRegression: per-example SGD on the log loss, a drop-in for river's."""
+"""LogisticRegression: one step per example on its own loss, river's optimizers compiled; a drop-in for river's."""
 
 from __future__ import annotations
 
@@ -226,7 +226,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
     def learn_batch(
         self, xs: Sequence[dict], ys: Sequence[Any], ws: Sequence[float] | np.ndarray | None = None
     ) -> np.ndarray:
-        """Learn a micro-batch of dicts, one SGD step per example in order; the same model
+        """Learn a micro-batch of dicts, one step per example in order; the same model
         as calling ``learn_one`` on each, computed by the compiled kernel.
 
         Returns, for each example, the probability of True predicted just before it was
