@@ -70,6 +70,26 @@ def test_the_service_is_launched_from_the_installed_package_whatever_the_working
     assert "--bootstrap-servers" in launched.stdout
 
 
+def test_importing_a_source_folder_without_its_c_extensions_says_why_and_what_to_do(tmp_path):
+    """Python imports the folder it runs in first: in a clone's root after `pip install .`,
+    that is the source tree, whose C extensions are built only in the installed copy."""
+    import shutil
+
+    import stream_logreg
+
+    shutil.copytree(Path(stream_logreg.__file__).parent, tmp_path / "stream_logreg",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))  # fmt: skip
+    # as with a non-editable install: no editable-install finder to find the extensions elsewhere
+    code = ("import sys; sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in f.__module__]; "
+            "import stream_logreg")  # fmt: skip
+    run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"ImportError: stream_logreg was imported from {tmp_path / 'stream_logreg'}, a source")
+    assert last.endswith("run from another folder to use the installed package, or build them in place with "
+                         "`pip install -e .`")  # fmt: skip
+
+
 def test_compiled_kernels_are_cached_per_user_never_inside_the_package(tmp_path):
     import stream_logreg
 
