@@ -17,6 +17,7 @@ import numpy as np
 
 from stream_logreg import LogisticRegression
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.features import Features
 
 __all__ = ["ServiceConfig", "consumer_settings", "event", "prepare_process"]
 
@@ -54,7 +55,11 @@ class ServiceConfig:
     checkpoint_dir: Path | None  # at-least-once only: the exactly-once mode keeps its state in Kafka
     features: tuple[str, ...] | None = None
     drop: tuple[str, ...] = ()
-    categorical: tuple[str, ...] = ()
+    categorical: tuple[str, ...] | str = ()  # or "auto"
+    hash_bits: int | None = None
+    hash_seed: int = 0
+    max_depth: int = 4
+    max_list_length: int = 100
     checkpoint_every: int = 10_000
     checkpoint_interval: float = 30.0
     predictions_topic: str | None = None
@@ -73,6 +78,13 @@ class ServiceConfig:
     processing_guarantee: str = "at-least-once"  # or "exactly-once"
     instance_id: str = ""  # exactly-once: names this instance's snapshot and transactions
     state_topic_name: str | None = None  # exactly-once: default <group>-<topic>-state
+
+    @property
+    def featurizer(self) -> Features:
+        """How records become features (:class:`stream_logreg.features.Features`)."""
+        return Features(self.target, self.features, self.drop, self.categorical, self.max_abs_value,
+                        self.hash_bits, self.hash_seed, max_depth=self.max_depth,
+                        max_list_length=self.max_list_length)  # fmt: skip
 
     @property
     def exactly_once(self) -> bool:

@@ -15,8 +15,9 @@ import numpy as np
 from consumers.outputs import Outputs
 from consumers.record_blocks import Record, RecordBlock
 from stream_logreg import LogisticRegression
-from stream_logreg.decode import Rows, Schema, SchemaError, decode_value, make_decoder
+from stream_logreg.decode import Rows, SchemaError, decode_value, make_decoder
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.features import Features
 from stream_logreg.processing import Learned, learn_examples, learn_rows
 
 __all__ = ["RecordProcessor"]
@@ -32,12 +33,12 @@ class RecordProcessor:
         metrics: ProgressiveMetrics,
         counters: dict[str, Any],
         positions: dict[int, int],
-        schema: Schema,
+        features: Features,
         outputs: Outputs,
         max_record_bytes: int,
     ) -> None:
         self.model, self.metrics, self.counters, self.positions = model, metrics, counters, positions
-        self.schema, self.outputs, self.max_record_bytes = schema, outputs, max_record_bytes
+        self.features, self.outputs, self.max_record_bytes = features, outputs, max_record_bytes
         self.decode = make_decoder("json")
 
     def block(self, partition: int, messages: RecordBlock, rows: Rows) -> None:
@@ -57,7 +58,7 @@ class RecordProcessor:
         try:
             if message.problem is not None:
                 raise SchemaError(message.problem)
-            x, y = decode_value(message.value, self.decode, self.schema, self.max_record_bytes)
+            x, y = decode_value(message.value, self.decode, self.features, self.max_record_bytes)
         except SchemaError as e:
             self._dead_letter(message, str(e))
             return

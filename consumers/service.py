@@ -39,7 +39,7 @@ from consumers.processor import RecordProcessor
 from consumers.record_blocks import RecordBlock, read_in_blocks
 from consumers.telemetry import Snapshot, Telemetry
 from consumers.transactional import TransactionalCheckpointer
-from stream_logreg.decode import JsonRows, Rows, Schema
+from stream_logreg.decode import JsonRows, Rows
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import FolderLockedError, ServiceStartError
 from stream_logreg.options import build_model
@@ -96,10 +96,10 @@ class ConsumerService:
         # What --max-records counts from: the state's count when the process started (a
         # service started again after an aborted transaction goes on counting from there).
         self.consumed_at_start = self.counters["consumed"] if consumed_at_start is None else consumed_at_start
-        schema = Schema(config.target, config.features, config.drop, config.categorical, config.max_abs_value)
-        self.processor = RecordProcessor(self.model, self.metrics, self.counters, self.positions, schema,
+        features = config.featurizer
+        self.processor = RecordProcessor(self.model, self.metrics, self.counters, self.positions, features,
                                          self.outputs, config.max_record_bytes)  # fmt: skip
-        self.rows = JsonRows(schema)
+        self.rows = JsonRows(features)
         # Batches being decoded (in C, without the GIL, on a second thread) while the main
         # thread polls the next one: (partition, messages, decoded rows), in poll order.
         self.decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")

@@ -18,5 +18,6 @@ except ImportError:  # pragma: no cover - tested in a subprocess (tests/test_dem
 
 from stream_logreg._learner import LogisticRegression
 from stream_logreg.exceptions import ModelFileError, StreamLogregError
+from stream_logreg.features import Features
 
-__all__ = ["LogisticRegression", "ModelFileError", "StreamLogregError"]
+__all__ = ["Features", "LogisticRegression", "ModelFileError", "StreamLogregError"]

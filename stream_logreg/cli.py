@@ -19,18 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stream_logreg.decode import Schema
 from stream_logreg.exceptions import UsageError
+from stream_logreg.features import Features
 from stream_logreg.options import (
     ShowDefaults,
+    add_feature_options,
     add_model_options,
-    add_schema_options,
     build_model,
     categorical_names,
     env_options,
+    features_from,
     flag,
     model_params,
-    schema_from,
     settings_of,
 )
 from stream_logreg.sources import DATASETS
@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH "
                         "(default: none; give PATH or --dataset)")  # fmt: skip
     add_model_options(replay.add_argument, resumable=True)
-    add_schema_options(replay.add_argument, categorical_default="auto", resumable=True)
+    add_feature_options(replay.add_argument, categorical_default="auto", resumable=True)
     replay.add_argument(
         "--save", metavar="MODEL.json", help="write the model and how far it got here (default: not saved)"
     )
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-dir does not hold (the records before them are then not in the model)",
     )  # fmt: skip
     add_model_options(option)
-    add_schema_options(option, categorical_default="none")
+    add_feature_options(option, categorical_default="none")
     option("--max-records", type=int, help="stop after consuming this many records (default: no limit)")
     option("--max-record-bytes", type=int, default=1 << 20,
            help="a record larger than this is dead-lettered without being decoded")  # fmt: skip
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     produce.add_argument("--dataset", choices=DATASETS, help="one of river's bundled data sets instead of PATH "
                          "(default: none; give PATH or --dataset)")  # fmt: skip
     produce.add_argument("--target", default="label", help="the label's field")
-    add_schema_options(produce.add_argument, categorical_default="none")
+    add_feature_options(produce.add_argument, categorical_default="none")
     produce.add_argument("--key", metavar="COLUMN", help="use this column's value as the message key (default: none)")
     produce.add_argument("--rate", type=float, metavar="N", help="send at most N records per second (default: no cap)")
     produce.add_argument("--partitions", type=int, default=1, help="partitions if the topic is created")
@@ -193,10 +193,7 @@ def run_consume(args: argparse.Namespace) -> int:
         build_model(model_params(args))
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
-    categorical = categorical_names(args.categorical)
-    if categorical is None:
-        raise UsageError("consume takes --categorical as a list of fields or 'none', not 'auto'")
-    schema = schema_from(args, args.target, categorical)
+    featurizer = features_from(args, args.target, categorical_names(args.categorical))
     exactly_once = args.processing_guarantee == "exactly-once"
     if exactly_once and args.checkpoint_dir:
         raise UsageError(
@@ -207,7 +204,9 @@ def run_consume(args: argparse.Namespace) -> int:
         raise UsageError("--checkpoint-dir is required (or --processing-guarantee exactly-once, state in Kafka)")
     config = ServiceConfig(
         bootstrap_servers=args.bootstrap_servers, topic=args.topic, group_id=args.group_id, target=args.target,
-        features=schema.features, drop=schema.drop, categorical=schema.categorical,
+        features=featurizer.features, drop=featurizer.drop, categorical=featurizer.categorical,
+        hash_bits=featurizer.hash_bits, hash_seed=featurizer.hash_seed, max_depth=featurizer.max_depth,
+        max_list_length=featurizer.max_list_length,
         checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
         processing_guarantee=args.processing_guarantee, instance_id=args.instance_id,
         state_topic_name=args.state_topic, checkpoint_every=args.checkpoint_every,
@@ -334,20 +333,21 @@ def run_broker(port: int | None, data_dir: str | None) -> int:
     return 0
 
 
-def produce_value(record: dict[str, Any], schema: Schema) -> dict[str, Any]:
-    """The fields of ``record`` that ``schema`` keeps, as they are sent: a string that reads as
-    a finite number becomes that number (a CSV's fields are all strings), except in a
-    categorical field. Plain numbers are what the consumer service reads fastest.
+def produce_value(record: dict[str, Any], features: Features) -> dict[str, Any]:
+    """The fields of ``record`` that ``features`` keeps, as they are sent: a string that reads
+    as a finite number becomes that number (a CSV's fields are all strings), except in a
+    field listed as categorical. Plain numbers are what the consumer service reads fastest.
 
-    >>> produce_value({"id": "u1", "a": "1.5", "color": "red", "label": "1"}, Schema("label", drop=["id"]))
+    >>> produce_value({"id": "u1", "a": "1.5", "color": "red", "label": "1"}, Features("label", drop=["id"]))
     {'a': 1.5, 'color': 'red', 'label': 1.0}
     """
-    fields = [*(schema.features if schema.features is not None else record), schema.target]
+    fields = [*(features.features if features.features is not None else record), features.target]
+    listed = () if isinstance(features.categorical, str) else features.categorical
     value: dict[str, Any] = {}
     for name in fields:
-        if name in record and name not in schema.drop and name not in value:
+        if name in record and name not in features.drop and name not in value:
             field = record[name]
-            if isinstance(field, str) and name not in schema.categorical:
+            if isinstance(field, str) and name not in listed:
                 with contextlib.suppress(ValueError):
                     number = float(field)
                     field = number if math.isfinite(number) else field
@@ -364,10 +364,7 @@ def run_produce(args: argparse.Namespace) -> int:
 
     if (args.path is None) == (args.dataset is None):
         raise UsageError("give either a PATH or --dataset (one of them)")
-    categorical = categorical_names(args.categorical)
-    if categorical is None:
-        raise UsageError("produce takes --categorical as a list of fields or 'none', not 'auto'")
-    schema = schema_from(args, args.target, categorical)
+    featurizer = features_from(args, args.target, categorical_names(args.categorical))
     if args.dataset:
         rows: Iterator[Row] = dataset_rows(args.dataset, args.target)
     else:
@@ -402,7 +399,7 @@ def run_produce(args: argparse.Namespace) -> int:
         if args.key is not None and args.key not in row.record:
             raise UsageError(f"line {row.line} has no column {args.key!r} for --key; pick an existing column")
         key = None if args.key is None else str(row.record[args.key]).encode()
-        value = orjson.dumps(produce_value(row.record, schema))
+        value = orjson.dumps(produce_value(row.record, featurizer))
         producer.send(args.topic, value=value, key=key).add_callback(on_ack)
         sent += 1
         if args.rate:

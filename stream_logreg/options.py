@@ -1,10 +1,10 @@
-"""The command line's shared flags: the model's, the schema's, environment defaults, and
+"""The command line's shared flags: the model's, the featurizer's, environment defaults, and
 help that shows every default. One place, so each command takes them the same way.
 
 >>> names(" a, b ,,c ")
 ['a', 'b', 'c']
->>> categorical_names("auto") is None, categorical_names("none")
-(True, [])
+>>> categorical_names("auto"), categorical_names("none")
+('auto', [])
 """
 
 from __future__ import annotations
@@ -14,23 +14,24 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from stream_logreg.decode import Schema
 from stream_logreg.exceptions import UsageError
+from stream_logreg.features import Features
 
 __all__ = [
+    "FEATURE_LIMITS",
     "MODEL_DEFAULTS",
     "MODEL_OPTIONS",
     "OPTIMIZERS",
     "ShowDefaults",
+    "add_feature_options",
     "add_model_options",
-    "add_schema_options",
     "build_model",
     "categorical_names",
     "env_options",
+    "features_from",
     "flag",
     "model_params",
     "names",
-    "schema_from",
     "settings_of",
 ]
 
@@ -163,22 +164,30 @@ def _plain(rate: Any) -> Any:
     return rate.learning_rate if type(rate) is schedulers.Constant else rate
 
 
-def add_schema_options(add_argument: Any, categorical_default: str, resumable: bool = False) -> None:
-    """--features, --drop and --categorical, the same for every command that reads records
-    (``resumable``: they default to None, so that a resume can tell a value given)."""
+def add_feature_options(add_argument: Any, categorical_default: str, resumable: bool = False) -> None:
+    """The featurizer's flags (:class:`~stream_logreg.features.Features`), the same for every
+    command that reads records (``resumable``: they default to None, so that a resume can
+    tell a value given)."""
     add_argument("--features", help="comma-separated fields to use (default: all but the target)")
     add_argument("--drop", default=None if resumable else "", help="comma-separated fields to ignore (default: none)")
-    auto = (
-        "'auto': the columns whose values in the first 1,000 rows are all non-numeric strings; "
-        if categorical_default == "auto"
-        else ""
-    )
     add_argument(
-        "--categorical", default=None if resumable else categorical_default,
-        metavar="FIELDS|auto|none" if auto else "FIELDS|none",
-        help=f"comma-separated fields to one-hot encode as field=value; {auto}'none': every string that is not "
-        f"a number is an error (default: {categorical_default})",
+        "--categorical", default=None if resumable else categorical_default, metavar="FIELDS|auto|none",
+        help="comma-separated fields whose strings are one-hot encoded as field=value; 'auto': any string that "
+        f"is not a number; 'none': a string that is not a number is an error (default: {categorical_default})",
     )  # fmt: skip
+    add_argument("--hash-bits", type=int, metavar="B",
+                 help="hash every feature into 2**B buckets, as river's FeatureHasher(n_features=2**B) "
+                 "(default: no hashing)")  # fmt: skip
+    for name, default, text in FEATURE_LIMITS:
+        add_argument(flag(name), type=int, default=None if resumable else default, help=f"{text} (default: {default})")
+
+
+# The featurizer's other integer settings, their defaults and help.
+FEATURE_LIMITS = (
+    ("hash_seed", 0, "the hash's seed, as river's FeatureHasher(seed=...) takes it"),
+    ("max_depth", 4, "the deepest nesting of objects and lists taken (1: flat records); deeper is a bad record"),
+    ("max_list_length", 100, "the longest list taken; longer is a bad record"),
+)
 
 
 def names(text: str | None) -> list[str]:
@@ -186,16 +195,25 @@ def names(text: str | None) -> list[str]:
     return [name.strip() for name in (text or "").split(",") if name.strip()]
 
 
-def categorical_names(text: str) -> list[str] | None:
-    """--categorical's fields: a list, or None for 'auto'."""
+def categorical_names(text: str) -> list[str] | str:
+    """--categorical's fields: a list, or 'auto'."""
     if text.strip() == "auto":
-        return None
+        return "auto"
     return [] if text.strip() == "none" else names(text)
 
 
-def schema_from(args: argparse.Namespace, target: str, categorical: list[str]) -> Schema:
-    """The Schema the schema flags describe, or UsageError when they contradict each other."""
+def features_from(args: argparse.Namespace, target: str, categorical: list[str] | str) -> Features:
+    """The Features the feature flags describe, or UsageError when they are wrong."""
     features = names(args.features) or None
     if features is not None and target in features:
         raise UsageError(f"--features names the target {target!r}; list only the feature fields")
-    return Schema(target, features, names(args.drop), categorical)
+    seed, depth, length = (default if getattr(args, name) is None else getattr(args, name)
+                           for name, default, _ in FEATURE_LIMITS)  # fmt: skip
+    try:
+        return Features(target, features, names(args.drop), categorical, hash_bits=args.hash_bits, hash_seed=seed,
+                        max_depth=depth, max_list_length=length)  # fmt: skip
+    except ValueError as e:
+        message = str(e)
+        for name in ("hash_bits", "hash_seed", "max_depth", "max_list_length"):
+            message = message.replace(name, flag(name))
+        raise UsageError(message) from None

@@ -19,6 +19,7 @@ overflows. Pure: no Kafka, no files; the caller does what it does with the refus
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import NamedTuple
 
 import numpy as np
@@ -44,7 +45,7 @@ class Learned(NamedTuple):
 
 
 def learn_examples(
-    model: LogisticRegression, metrics: ProgressiveMetrics, xs: list[dict[str, float]], ys: list[bool]
+    model: LogisticRegression, metrics: ProgressiveMetrics, xs: list[dict[Hashable, float]], ys: list[bool]
 ) -> Learned:
     """Learn the dicts in order and score their predictions: the whole block through the
     kernel, or, when an example's margin overflows (the kernel then undoes the block), one
@@ -54,7 +55,7 @@ def learn_examples(
     return done
 
 
-def _learn_dicts(model: LogisticRegression, xs: list[dict[str, float]], ys: list[bool]) -> Learned:
+def _learn_dicts(model: LogisticRegression, xs: list[dict[Hashable, float]], ys: list[bool]) -> Learned:
     version = model.n_steps
     try:
         probas = model.learn_batch(xs, ys)
@@ -75,7 +76,11 @@ def _learn_dicts(model: LogisticRegression, xs: list[dict[str, float]], ys: list
 
 
 def learn_rows(
-    model: LogisticRegression, metrics: ProgressiveMetrics, features: list[str], values: np.ndarray, labels: np.ndarray
+    model: LogisticRegression,
+    metrics: ProgressiveMetrics,
+    features: list[Hashable],
+    values: np.ndarray,
+    labels: np.ndarray,
 ) -> Learned:
     """Learn the rows of a float64 matrix (columns named ``features``, labels 0.0/1.0, all
     finite) in order, as :func:`learn_examples` learns dicts, without making them."""

@@ -8,16 +8,17 @@ which is exactly record by record).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from stream_logreg._learner import LogisticRegression
-from stream_logreg.decode import Schema, SchemaError
+from stream_logreg.decode import SchemaError
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import DataFileError, MarginError
+from stream_logreg.features import Features
 from stream_logreg.processing import learn_examples
 from stream_logreg.sources import Row, read_errors
 
@@ -82,7 +83,7 @@ class ReplayState:
 def replay(
     rows: Iterable[Row],
     model: LogisticRegression,
-    schema: Schema,
+    features: Features,
     metrics: ProgressiveMetrics,
     state: ReplayState,
     on_error: str = "skip",
@@ -98,7 +99,7 @@ def replay(
     A file that cannot be read on raises :class:`DataFileError` once every row before the
     damage is learned, so ``state`` then says how far the replay got.
     """
-    xs: list[dict[str, float]] = []
+    xs: list[dict[Hashable, float]] = []
     ys: list[bool] = []
     lines: list[int] = []
 
@@ -120,7 +121,7 @@ def replay(
             problem, kind = row.error, None
             if problem is None:
                 try:
-                    x, y = schema.decode(row.record or {})
+                    x, y = features.decode(row.record or {})
                 except SchemaError as e:
                     problem, kind = str(e), e.kind
             if problem is not None:
@@ -148,7 +149,7 @@ def _learn(
     model: LogisticRegression,
     metrics: ProgressiveMetrics,
     state: ReplayState,
-    xs: list[dict[str, float]],
+    xs: list[dict[Hashable, float]],
     ys: list[bool],
     lines: list[int],
 ) -> None:
@@ -160,7 +161,9 @@ def _learn(
 
 def replay_columns(
     batches: Iterator[Any],
-    features: list[str],
+    columns: list[str],
+    features: list[Hashable],
+    signs: np.ndarray | None,
     target: str,
     model: LogisticRegression,
     metrics: ProgressiveMetrics,
@@ -169,6 +172,9 @@ def replay_columns(
     progress: Callable[[ReplayState], None] | None = None,
 ) -> bool:
     """The fast path: learn whole columnar batches (pyarrow RecordBatches) while they are clean.
+
+    ``columns`` are learned as ``features`` (their names, or hashed: their buckets, the
+    values multiplied by ``signs``; see :meth:`Features.plain_columns`).
 
     A batch is clean when every feature is a finite number and every label is 0 or 1.
     Returns True when the input is done (or ``max_records`` reached), False at the first
@@ -186,14 +192,16 @@ def replay_columns(
             stop = n if max_records is None else min(n, max_records - seen)
             if start < stop:
                 table = batch.slice(start, stop - start)
-                read = [_float_column(table.column(name)) for name in [*features, target]]
-                columns = [column for column in read if column is not None]
-                if len(columns) != len(read):
+                read = [_float_column(table.column(name)) for name in [*columns, target]]
+                numbers = [column for column in read if column is not None]
+                if len(numbers) != len(read):
                     return False
-                values = np.column_stack(columns[:-1]) if features else np.zeros((stop - start, 0))
-                labels = columns[-1]
+                values = np.column_stack(numbers[:-1]) if columns else np.zeros((stop - start, 0))
+                labels = numbers[-1]
                 if not (np.isfinite(values).all() and np.isin(labels, (0.0, 1.0)).all()):
                     return False
+                if signs is not None:
+                    values *= signs
                 try:
                     probas = model.learn_array(values, features, labels)
                 except MarginError:

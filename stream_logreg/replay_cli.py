@@ -2,8 +2,8 @@
 
 Decisions a user sees:
 
-- ``--categorical auto`` (the default): the columns whose values in the first 1,000 rows
-  are all strings that are not numbers are one-hot encoded; the summary names them.
+- ``--categorical auto`` (the default): any string that is not a number is one-hot
+  encoded as field=value (see :class:`~stream_logreg.features.Features`).
 - ``--save`` records the file's identity (size, SHA-256 of its first and last 64 KiB) and
   the settings; ``--resume`` refuses (exit 2) a file or a setting that differs. After a
   replay stopped by a damaged file, only the first 64 KiB must match: the file was fixed.
@@ -26,17 +26,18 @@ from typing import Any
 import orjson
 
 from stream_logreg._learner import LogisticRegression
-from stream_logreg.decode import Schema
 from stream_logreg.evaluate import ProgressiveMetrics, plot_curve
 from stream_logreg.exceptions import DataFileError, ModelFileError, UsageError
+from stream_logreg.features import Features
 from stream_logreg.options import (
+    FEATURE_LIMITS,
     MODEL_OPTIONS,
     build_model,
     categorical_names,
+    features_from,
     flag,
     model_params,
     names,
-    schema_from,
     settings_of,
 )
 from stream_logreg.replay import ReplayState, replay, replay_columns
@@ -46,14 +47,14 @@ __all__ = [
     "run_replay",
 ]
 
-AUTO_ROWS = 1000
+FIRST_ROWS = 1000
 IDENTITY_BLOCK = 64 * 1024
 
 
 @dataclass
 class Source:
     """What a replay reads: a name for it, the path (None for a bundled data set), its
-    first rows (to check the target and find the categorical columns) and its identity."""
+    first rows (to check the target) and its identity."""
 
     name: str
     path: Path | None
@@ -90,7 +91,7 @@ def _source(args: argparse.Namespace, target: str | None) -> Source:
         raise UsageError(str(e)) from None
     first: list[Row] = []
     try:
-        first.extend(itertools.islice(read_rows(path), AUTO_ROWS))
+        first.extend(itertools.islice(read_rows(path), FIRST_ROWS))
     except DataFileError as e:
         if not first:
             raise UsageError(str(e)) from None  # the replay meets the damage after these rows and says so
@@ -105,30 +106,6 @@ def _source(args: argparse.Namespace, target: str | None) -> Source:
     return Source(str(path.resolve()), path, first, file_identity(path))
 
 
-def detect_categorical(rows: list[Row], schema: Schema) -> list[str]:
-    """The feature columns whose non-empty values in ``rows`` are all strings that are not
-    numbers, in the order first seen (a numeric column with a stray string stays numeric:
-    that row is a bad row)."""
-    textual: dict[str, bool] = {}
-    for row in rows:
-        for name, value in (row.record or {}).items():
-            if name == schema.target or name in schema.drop or value is None or value == "":
-                continue
-            if schema.features is not None and name not in schema.features:
-                continue
-            is_text = isinstance(value, str) and not _is_number(value)
-            textual[name] = textual.get(name, True) and is_text
-    return [name for name, is_text in textual.items() if is_text]
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass
 class Run:
     """Everything one replay works on."""
@@ -136,20 +113,8 @@ class Run:
     model: LogisticRegression
     metrics: ProgressiveMetrics
     state: ReplayState
-    schema: Schema
-    auto_categorical: bool
+    features: Features
     damaged: bool = False
-
-
-def _settings(run: Run) -> dict[str, Any]:
-    schema = run.schema
-    return {
-        "target": schema.target,
-        "features": None if schema.features is None else list(schema.features),
-        "drop": list(schema.drop),
-        "categorical": list(schema.categorical),
-        "auto_categorical": run.auto_categorical,
-    }
 
 
 def _resumed(args: argparse.Namespace, source: Source) -> Run:
@@ -181,8 +146,10 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
         "--target": (args.target, saved.get("target", args.target)),
         "--features": (names(args.features) or None, saved.get("features")),
         "--drop": (None if args.drop is None else names(args.drop), saved.get("drop")),
-        "--categorical": (None if args.categorical in (None, "auto") else categorical_names(args.categorical),
-                          saved.get("categorical")),
+        "--categorical": (None if args.categorical is None else categorical_names(args.categorical),
+                          saved.get("categorical", "auto")),
+        "--hash-bits": (args.hash_bits, saved.get("hash_bits")),
+        **{flag(name): (getattr(args, name), saved.get(name, default)) for name, default, _ in FEATURE_LIMITS},
         "--window": (args.window, metrics.window),
         "--every": (args.every, metrics.every),
     }  # fmt: skip
@@ -193,9 +160,9 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
                 f"drop {option} to go on with the saved value, or start afresh without --resume"
             )
     target = saved.get("target") or args.target or "label"
-    schema = Schema(target, saved.get("features"), saved.get("drop", []), saved.get("categorical", []))
+    features = Features(**{"categorical": "auto", **saved, "target": target})
     state = ReplayState.from_json(progress["state"])
-    return Run(model, metrics, state, schema, bool(saved.get("auto_categorical", False)))
+    return Run(model, metrics, state, features)
 
 
 def _fresh(args: argparse.Namespace, source: Source, target: str) -> Run:
@@ -204,23 +171,18 @@ def _fresh(args: argparse.Namespace, source: Source, target: str) -> Run:
         metrics = ProgressiveMetrics(window=args.window or 1000, every=args.every or 1000)
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
-    categorical = categorical_names(args.categorical or "auto")
-    schema = schema_from(args, target, categorical or [])
-    if categorical is None:
-        schema = schema_from(args, target, detect_categorical(source.first, schema))
-    return Run(model, metrics, ReplayState(), schema, categorical is None)
+    features = features_from(args, target, categorical_names(args.categorical or "auto"))
+    return Run(model, metrics, ReplayState(), features)
 
 
-def _fast_columns(source: Source, schema: Schema) -> list[str] | None:
+def _fast_columns(source: Source, features: Features) -> list[str] | None:
     """The feature columns for the columnar fast path, or None when it does not apply."""
-    if source.path is None or schema.categorical or file_format(source.path)[0] not in (".csv", ".parquet"):
+    if (source.path is None or (features.categorical != "auto" and features.categorical)
+            or file_format(source.path)[0] not in (".csv", ".parquet")):  # fmt: skip
         return None
     columns = header(source.path)
-    features = list(schema.features) if schema.features is not None else columns
-    features = [name for name in features if name != schema.target and name not in schema.drop]
-    if not set(features) <= set(columns):
-        return None
-    return features
+    kept = list(features.features) if features.features is not None else columns
+    return [name for name in kept if name != features.target and name not in features.drop and name in columns]
 
 
 def _progress_bar(position: ReadPosition) -> Any:
@@ -255,8 +217,10 @@ def _summary(run: Run, seconds: float, learned_now: int) -> dict[str, Any]:
         "records_skipped": state.skipped,
         "first_skipped": [{"line": line, "reason": reason} for line, reason in state.first_skipped],
         "skipped_by_reason": state.reasons,
-        "categorical": list(run.schema.categorical),
-        "categorical_chosen": "auto" if run.auto_categorical else "given",
+        "categorical": run.features.categorical
+        if isinstance(run.features.categorical, str)
+        else list(run.features.categorical),
+        "hash_bits": run.features.hash_bits,
         "log_loss": metrics.log_loss if metrics.n else math.nan,
         "accuracy": metrics.accuracy,
         "roc_auc": metrics.defined_roc_auc,
@@ -275,9 +239,13 @@ def _figure(value: float, form: str) -> str:
 
 def _print_summary(summary: dict[str, Any]) -> None:
     window = summary["rolling_window"]
-    categorical = ", ".join(summary["categorical"]) or "none"
-    if summary["categorical_chosen"] == "auto":
-        categorical += f"   (auto: columns of non-numeric strings in the first {AUTO_ROWS:,} rows)"
+    categorical = summary["categorical"]
+    if categorical == "auto":
+        categorical = "auto   (any string that is not a number is one-hot encoded)"
+    else:
+        categorical = ", ".join(categorical) or "none"
+    if summary["hash_bits"] is not None:
+        categorical += f"   (features hashed into 2**{summary['hash_bits']} buckets)"
     lines = [
         ("records learned", f"{summary['records_learned']:,}"),
         ("records skipped", f"{summary['records_skipped']:,}"),
@@ -322,7 +290,7 @@ def run_replay(args: argparse.Namespace) -> int:
     summary = _summary(run, seconds, run.state.learned - learned_before)
     if args.save:  # first: nothing printed below can lose it
         progress = {
-            "source": source.name, "file": source.identity, "damaged": run.damaged, "settings": _settings(run),
+            "source": source.name, "file": source.identity, "damaged": run.damaged, "settings": run.features.settings(),
             "state": run.state.to_json(), "metrics": run.metrics.to_state(),
         }  # fmt: skip
         run.model.save(args.save, progress=progress)
@@ -354,15 +322,16 @@ def _learn_with(
 ) -> None:  # fmt: skip
     """The fast columnar path while it applies, then row by row (raises DataFileError where
     the file cannot be read on, after learning every row before it)."""
-    features = _fast_columns(source, run.schema)
+    columns = _fast_columns(source, run.features)
+    named = None if columns is None else run.features.plain_columns(columns)
     done = False
-    if features is not None and source.path is not None:
-        batches = column_batches(source.path, [*features, run.schema.target], position)
-        done = replay_columns(batches, features, run.schema.target, run.model, run.metrics, run.state,
+    if columns is not None and named is not None and source.path is not None:
+        batches = column_batches(source.path, [*columns, run.features.target], position)
+        done = replay_columns(batches, columns, *named, run.features.target, run.model, run.metrics, run.state,
                               args.max_records, show)  # fmt: skip
     if not done:  # row by row, from the first row the fast path did not learn
-        rows = source.rows(run.schema.target, position)
-        replay(rows, run.model, run.schema, run.metrics, run.state, args.on_error, args.max_records, progress=show)
+        rows = source.rows(run.features.target, position)
+        replay(rows, run.model, run.features, run.metrics, run.state, args.on_error, args.max_records, progress=show)
 
 
 def _json_safe(value: Any) -> Any:

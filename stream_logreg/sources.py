@@ -2,10 +2,15 @@
 
 Files may be compressed (.gz, .bz2, .zst, by extension). Each source yields
 ``(x: dict[str, float], y: bool)`` like ``river.stream.iter_csv``, so it plugs into river's
-tools too; a bad row raises SchemaError naming its line.
+tools too; a bad row raises SchemaError naming its line. Every source takes the record's
+fields to features with :class:`~stream_logreg.features.Features`, given as ``features=``
+(or its ``target`` and options as keywords); the file sources default to
+``categorical="auto"``.
 
 >>> list(iter_records([{"a": 1, "label": 0}, {"a": "2.5", "label": "1"}], target="label"))
 [({'a': 1.0}, False), ({'a': 2.5}, True)]
+>>> list(iter_records([{"device": {"os": "ios"}, "n": [1, 2], "label": 1}], "label", categorical="auto"))
+[({'device.os=ios': 1.0, 'n[0]': 1.0, 'n[1]': 2.0}, True)]
 """
 
 from __future__ import annotations
@@ -14,14 +19,15 @@ import bz2
 import csv
 import gzip
 import io
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
 import orjson
 
-from stream_logreg.decode import DecodeError, Example, Schema, SchemaError, decode_value, make_decoder
+from stream_logreg.decode import DecodeError, SchemaError, decode_value, make_decoder
 from stream_logreg.exceptions import DataFileError
+from stream_logreg.features import Example, Features
 
 __all__ = [
     "DATASETS",
@@ -285,54 +291,56 @@ def header(path: str | Path) -> list[str]:
         raise DataFileError(path, 0, f"{type(e).__name__}: {e}") from None
 
 
-def _iter_file(path: str | Path, schema: Schema) -> Iterator[Example]:
+def _iter_file(path: str | Path, features: Features) -> Iterator[Example]:
     """(x, y) for each row; SchemaError naming the line of the first bad one."""
     for row in read_rows(path):
         if row.error is not None:
             raise SchemaError(f"{path}, line {row.line}: {row.error}")
         assert row.record is not None
         try:
-            yield schema.decode(row.record)
+            yield features.decode(row.record)
         except SchemaError as e:
             raise SchemaError(f"{path}, line {row.line}: {e}") from None
 
 
-def iter_csv(
-    path: str | Path, target: str, features: Iterable[str] | None = None, drop: Iterable[str] = (),
-    categorical: Iterable[str] = (),
-) -> Iterator[Example]:  # fmt: skip
-    """Yield (x, y) for each row of a CSV file (numeric strings are parsed)."""
-    return _iter_file(path, Schema(target, features, drop, categorical))
+def _featurizer(target: str | Features, **options: Any) -> Features:
+    """A :class:`Features`: ``target`` itself if it is one, else built from it and ``options``."""
+    if isinstance(target, Features):
+        if options:
+            raise TypeError(f"pass either a Features or its options, not both (got {sorted(options)})")
+        return target
+    return Features(target, **options)
 
 
-def iter_jsonl(
-    path: str | Path, target: str, features: Iterable[str] | None = None, drop: Iterable[str] = (),
-    categorical: Iterable[str] = (),
-) -> Iterator[Example]:  # fmt: skip
-    """Yield (x, y) for each line of a JSON-lines file."""
-    return _iter_file(path, Schema(target, features, drop, categorical))
+def iter_csv(path: str | Path, target: str | Features, **options: Any) -> Iterator[Example]:
+    """Yield (x, y) for each row of a CSV file (numeric strings are parsed); ``options`` are
+    :class:`Features`' (``categorical`` defaults to "auto")."""
+    return _iter_file(path, _featurizer(target, **_files_default(target, options)))
 
 
-def iter_parquet(
-    path: str | Path, target: str, features: Iterable[str] | None = None, drop: Iterable[str] = (),
-    categorical: Iterable[str] = (),
-) -> Iterator[Example]:  # fmt: skip
-    """Yield (x, y) for each row of a Parquet file (read with pyarrow)."""
-    return _iter_file(path, Schema(target, features, drop, categorical))
+def iter_jsonl(path: str | Path, target: str | Features, **options: Any) -> Iterator[Example]:
+    """Yield (x, y) for each line of a JSON-lines file; ``options`` are :class:`Features`'
+    (``categorical`` defaults to "auto")."""
+    return _iter_file(path, _featurizer(target, **_files_default(target, options)))
 
 
-def iter_records(
-    records: Iterable[Mapping[str, Any]],
-    target: str,
-    features: Iterable[str] | None = None,
-    drop: Iterable[str] = (),
-    categorical: Iterable[str] = (),
-) -> Iterator[Example]:
-    """Yield (x, y) for each dict record; a bad record raises SchemaError naming it."""
-    schema = Schema(target, features, drop, categorical)
+def iter_parquet(path: str | Path, target: str | Features, **options: Any) -> Iterator[Example]:
+    """Yield (x, y) for each row of a Parquet file (read with pyarrow); ``options`` are
+    :class:`Features`' (``categorical`` defaults to "auto")."""
+    return _iter_file(path, _featurizer(target, **_files_default(target, options)))
+
+
+def _files_default(target: str | Features, options: dict[str, Any]) -> dict[str, Any]:
+    return options if isinstance(target, Features) else {"categorical": "auto", **options}
+
+
+def iter_records(records: Iterable[Mapping[str, Any]], target: str | Features, **options: Any) -> Iterator[Example]:
+    """Yield (x, y) for each dict record; a bad record raises SchemaError naming it.
+    ``options`` are :class:`Features`'."""
+    features = _featurizer(target, **options)
     for number, record in enumerate(records):
         try:
-            yield schema.decode(record)
+            yield features.decode(record)
         except SchemaError as e:
             raise SchemaError(f"record {number}: {e}") from None
 
@@ -362,7 +370,7 @@ def dataset_rows(name: str, target: str) -> Iterator[Row]:
 class KafkaRecord(NamedTuple):
     """One decoded Kafka message."""
 
-    x: dict[str, float]
+    x: dict[Hashable, float]
     y: bool
     topic: str
     partition: int
@@ -379,9 +387,9 @@ class KafkaSource:
     underlying ``KafkaConsumer`` is ``.consumer`` (for commits, seeks, closing).
     """
 
-    def __init__(self, consumer: Any, schema: Schema, decode: Any) -> None:
+    def __init__(self, consumer: Any, features: Features, decode: Any) -> None:
         self.consumer = consumer
-        self._schema = schema
+        self._features = features
         self._decode = decode
         self._messages = iter(consumer)
 
@@ -392,7 +400,7 @@ class KafkaSource:
         message = next(self._messages)
         where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         try:
-            x, y = decode_value(message.value, self._decode, self._schema)
+            x, y = decode_value(message.value, self._decode, self._features)
         except SchemaError as e:
             raise DecodeError(message.value, str(e), key=message.key, **where) from None
         return KafkaRecord(x, y, message.topic, message.partition, message.offset, message.timestamp, message.key)
@@ -411,13 +419,15 @@ class KafkaSource:
 def iter_kafka(
     topic: str | list[str],
     bootstrap_servers: str | list[str],
-    target: str,
+    target: str | Features,
     group_id: str | None = None,
     decoder: str = "json",
     header: list[str] | None = None,
     features: Iterable[str] | None = None,
     drop: Iterable[str] = (),
-    categorical: Iterable[str] = (),
+    categorical: Iterable[str] | str = (),
+    hash_bits: int | None = None,
+    hash_seed: int = 0,
     auto_offset_reset: str = "earliest",
     **consumer_options: Any,
 ) -> KafkaSource:
@@ -425,8 +435,9 @@ def iter_kafka(
 
     Offsets are never committed automatically (``enable_auto_commit=False``): committing
     is the caller's job, after whatever it learned is safely stored. ``decoder`` is
-    "json" (orjson), "csv" (with ``header``) or "msgpack"; ``target``, ``features``,
-    ``drop`` and ``categorical`` are the file sources' schema options. Every other
+    "json" (orjson), "csv" (with ``header``) or "msgpack"; ``target`` (or a whole
+    :class:`Features`), ``features``, ``drop``, ``categorical``, ``hash_bits`` and
+    ``hash_seed`` are :class:`Features`' options. Every other
     keyword goes to ``kafka.KafkaConsumer`` as is: ``security_protocol``,
     ``sasl_mechanism``, ``sasl_plain_username``, ``sasl_plain_password``, ``ssl_cafile``,
     ``ssl_certfile``, ``ssl_keyfile``, ``client_id``, ``max_poll_records``,
@@ -435,6 +446,10 @@ def iter_kafka(
     """
     from kafka import KafkaConsumer
 
+    featurizer = target if isinstance(target, Features) else Features(
+        target, features, drop, categorical, hash_bits=hash_bits, hash_seed=hash_seed
+    )  # fmt: skip
+    decode = make_decoder(decoder, header)
     if consumer_options.get("enable_auto_commit"):
         raise ValueError("iter_kafka never auto-commits; commit offsets yourself once the model state is durable")
     consumer_options["enable_auto_commit"] = False
@@ -446,4 +461,4 @@ def iter_kafka(
         auto_offset_reset=auto_offset_reset,
         **consumer_options,
     )
-    return KafkaSource(consumer, Schema(target, features, drop, categorical), make_decoder(decoder, header))
+    return KafkaSource(consumer, featurizer, decode)

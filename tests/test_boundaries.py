@@ -20,7 +20,7 @@ MODULES = sorted(
 def test_the_top_level_exports_what_the_readme_documents():
     import stream_logreg
 
-    assert sorted(stream_logreg.__all__) == ["LogisticRegression", "ModelFileError", "StreamLogregError"]
+    assert sorted(stream_logreg.__all__) == ["Features", "LogisticRegression", "ModelFileError", "StreamLogregError"]
     readme = (ROOT / "README.md").read_text()
     assert f"from stream_logreg import {', '.join(sorted(stream_logreg.__all__))}`" in readme
 

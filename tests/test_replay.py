@@ -14,8 +14,9 @@ from sklearn.metrics import roc_auc_score
 
 from stream_logreg import LogisticRegression
 from stream_logreg.cli import main
-from stream_logreg.decode import Schema, SchemaError
+from stream_logreg.decode import SchemaError
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.features import Features
 from stream_logreg.replay import ReplayState, replay
 from stream_logreg.sources import Row, iter_csv, iter_jsonl, iter_parquet, read_rows
 
@@ -39,7 +40,7 @@ def test_phishing_metrics_equal_rivers_progressive_val_score():
     model = LogisticRegression()
     rows = (Row(i, {**x, "label": y}, None) for i, (x, y) in enumerate(datasets.Phishing()))
     ours = ProgressiveMetrics()
-    state = replay(rows, model, Schema("label"), ours, ReplayState())
+    state = replay(rows, model, Features("label"), ours, ReplayState())
     log_loss, accuracy, roc_auc = river_scores(datasets.Phishing(), LogisticRegression())
     assert state.learned == 1250
     assert abs(ours.log_loss - log_loss) <= 1e-12 and abs(ours.accuracy - accuracy) <= 1e-12
@@ -98,7 +99,8 @@ def test_each_kind_of_malformed_row_is_skipped_with_its_line_and_reason(tmp_path
     path = tmp_path / "bad.csv"
     path.write_bytes(MALFORMED.encode())
     report = tmp_path / "report.json"
-    assert main(["replay", str(path), "--target", "label", "--report", str(report)]) == 0
+    strict = ["--categorical", "none"]  # "abc" is then a bad value, not the one-hot feature b=abc
+    assert main(["replay", str(path), "--target", "label", *strict, "--report", str(report)]) == 0
     summary = json.loads(report.read_text())["summary"]
     assert summary["records_learned"] == 2 and summary["records_skipped"] == 7
     skipped = [(item["line"], item["reason"]) for item in summary["first_skipped"]]
@@ -119,7 +121,7 @@ def test_each_kind_of_malformed_row_is_skipped_with_its_line_and_reason(tmp_path
     expected.learn_one({"a": 1.5, "b": 2.5}, True)
     expected.learn_one({"a": -0.5, "b": 1e-3}, False)
     saved = tmp_path / "model.json"
-    assert main(["replay", str(path), "--target", "label", "--save", str(saved)]) == 0
+    assert main(["replay", str(path), "--target", "label", *strict, "--save", str(saved)]) == 0
     model = LogisticRegression.load(saved)
     assert model.weights == expected.weights and model.intercept == expected.intercept
 
@@ -235,7 +237,8 @@ def test_every_file_format_and_compression_gives_the_same_stream(tmp_path):
     assert list(iter_parquet(tmp_path / "d.parquet", **options)) == expected
     assert list(iter_csv(tmp_path / "d.csv", target="y", drop=["color"]))[1] == ({"a": 0.1}, False)
     with pytest.raises(SchemaError, match="line 2: field 'color' has the non-numeric value 'red'"):
-        list(iter_csv(tmp_path / "d.csv", target="y"))
+        list(iter_csv(tmp_path / "d.csv", target="y", categorical=[]))
+    assert list(iter_csv(tmp_path / "d.csv", target="y")) == expected  # categorical="auto", the files' default
     assert [row.line for row in read_rows(tmp_path / "d.csv")][:3] == [2, 3, 4]
 
 
@@ -251,7 +254,8 @@ def test_the_fast_path_hands_over_to_the_row_path_at_a_bad_row_with_the_same_res
     path.write_text("\n".join(lines) + "\n")
     assert sum(len(line) + 1 for line in lines[: bad + 1]) > (1 << 22)  # the bad row is past the first block
     report, saved = tmp_path / "report.json", tmp_path / "model.json"
-    assert main(["replay", str(path), "--target", "label", "--report", str(report), "--save", str(saved)]) == 0
+    strict = ["--categorical", "none"]  # "oops" is then a bad value, not the one-hot feature b=oops
+    assert main(["replay", str(path), "--target", "label", *strict, "--report", str(report), "--save", str(saved)]) == 0
     summary = json.loads(report.read_text())["summary"]
     assert summary["records_skipped"] == 1 and summary["first_skipped"][0]["line"] == bad + 2
     expected = LogisticRegression()
@@ -285,37 +289,41 @@ def reference_model(rows, lr: float = 0.01) -> LogisticRegression:
 
 
 def colors_csv(path, n: int, stray_at: int | None = None) -> list[tuple[dict, bool]]:
-    """A CSV with a numeric column, a string column and the label; returns the expected (x, y)."""
+    """A CSV with a numeric column, a string column and the label; returns the expected (x, y)
+    with categorical="auto" (the stray: a=oops)."""
     rng = random.Random(13)
     lines, expected = ["a,color,label"], []
     for i in range(n):
         a, color, label = round(rng.gauss(0, 1), 4), rng.choice(["red", "green", "blue"]), rng.random() < 0.4
         lines.append(f"{'oops' if i == stray_at else a},{color},{int(label)}")
-        if i != stray_at:
-            expected.append(({"a": a, f"color={color}": 1.0}, label))
+        expected.append(({"a=oops" if i == stray_at else "a": 1.0 if i == stray_at else a,
+                          f"color={color}": 1.0}, label))  # fmt: skip
     path.write_text("\n".join(lines) + "\n")
     return expected
 
 
-def test_string_columns_are_categorical_unless_told_otherwise(tmp_path, capsys):
+def test_strings_are_one_hot_with_auto_and_only_in_the_fields_named_otherwise(tmp_path, capsys):
     path, report = tmp_path / "colors.csv", tmp_path / "report.json"
     expected = colors_csv(path, 3000, stray_at=2000)  # a stray string in the numeric column, after the first block
     saved = tmp_path / "auto.json"
     assert main(["replay", str(path), "--target", "label", "--save", str(saved), "--report", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "categorical      color   (auto: columns of non-numeric strings in the first 1,000 rows)" in out
+    assert "categorical      auto   (any string that is not a number is one-hot encoded)" in out
     summary = json.loads(report.read_text())["summary"]
-    assert summary["categorical"] == ["color"] and summary["records_learned"] == 2999
-    assert summary["first_skipped"] == [
-        {"line": 2002, "reason": "field 'a' has the non-numeric value 'oops'; declare it categorical to one-hot "
-                                 "encode it, or fix the producer"}
-    ]  # fmt: skip
+    assert summary["categorical"] == "auto" and summary["records_learned"] == 3000
     reference = reference_model(expected)
     model = LogisticRegression.load(saved)
     assert model.weights == reference.weights and model.intercept == reference.intercept
-    named = tmp_path / "named.json"
-    assert main(["replay", str(path), "--target", "label", "--categorical", "color", "--save", str(named)]) == 0
-    assert LogisticRegression.load(named).weights == reference.weights
+    named, report = tmp_path / "named.json", tmp_path / "named-report.json"
+    assert main(["replay", str(path), "--target", "label", "--categorical", "color", "--save", str(named),
+                 "--report", str(report)]) == 0  # fmt: skip
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["records_learned"] == 2999 and summary["first_skipped"] == [
+        {"line": 2002, "reason": "field 'a' has the non-numeric value 'oops'; declare it categorical to one-hot "
+                                 "encode it, or fix the producer"}
+    ]  # fmt: skip
+    without_stray = reference_model([*expected[:2000], *expected[2001:]])
+    assert LogisticRegression.load(named).weights == without_stray.weights
 
 
 def test_when_nothing_is_learned_it_says_why_prints_n_a_and_exits_1(tmp_path, capsys):
@@ -390,7 +398,8 @@ def test_a_closed_stdout_loses_nothing(tmp_path):
         ("edited", [], "its first 64 KiB differ"),
         (None, ["--lr", "5"], "--lr 5.0 differs from the 0.05 that"),
         (None, ["--target", "a"], "--target a differs from the label that"),
-        (None, ["--categorical", "none"], "--categorical [] differs from the ['color'] that"),
+        (None, ["--categorical", "none"], "--categorical [] differs from the auto that"),
+        (None, ["--hash-bits", "12"], "--hash-bits 12 differs from the None that"),
         (None, ["--window", "10"], "--window 10 differs from the 1000 that"),
     ],
 )
