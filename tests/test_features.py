@@ -155,8 +155,10 @@ def test_feature_hasher_then_logistic_regression_equals_rivers_pipeline(optimize
 
 def test_the_c_reader_hashes_plain_records_as_the_careful_path_does():
     rng = random.Random(6)
-    values = [json.dumps({"a": rng.gauss(0, 1), "bb": rng.randrange(-5, 5), "label": rng.randrange(2)}).encode()
-              for _ in range(200)]  # fmt: skip
+    values: list[bytes | None] = [
+        json.dumps({"a": rng.gauss(0, 1), "bb": rng.randrange(-5, 5), "label": rng.randrange(2)}).encode()
+        for _ in range(200)
+    ]
     features = Features("label", hash_bits=8, hash_seed=1)
     rows = JsonRows(features).decode(values)
     decode = make_decoder("json")
@@ -167,7 +169,7 @@ def test_the_c_reader_hashes_plain_records_as_the_careful_path_does():
         assert rows.labels[i] == float(y)
     # Two fields in one bucket: their values must be added, so the careful path takes them.
     tiny = Features("label", hash_bits=1)
-    names = [n for n in "abcdefgh"]
+    names = list("abcdefgh")
     buckets = [next(iter(tiny.hash({n: 1.0}))) for n in names]
     pair = [n for n, b in zip(names, buckets, strict=True) if b == buckets[0]][:2]
     record = json.dumps({pair[0]: 1.0, pair[1]: 2.0, "label": 1}).encode()
@@ -191,10 +193,11 @@ def test_what_breaks_the_declared_schema_is_an_error_naming_the_field():
     with pytest.raises(SchemaError, match=r"field 'n\[1\]' has the value 1e\+300, beyond the limit 1e\+09"):
         Features("y", max_abs_value=1e9).decode({"n": [1, 1e300], "y": 0})
     assert Features("y").decode({"a": None, "b": "", "c": [None, ""], "y": 1}) == ({}, True)
-    for bad, message in [({"hash_bits": 0}, "hash_bits must be an integer from 1 to 30"),
+    wrong: list[tuple[dict, str]] = [({"hash_bits": 0}, "hash_bits must be an integer from 1 to 30"),
                          ({"hash_seed": -1}, "hash_seed must be an integer from 0"),
                          ({"max_depth": 0}, "max_depth must be an integer >= 1"),
-                         ({"categorical": "color"}, "categorical must be 'auto' or a list of fields")]:  # fmt: skip
+                         ({"categorical": "color"}, "categorical must be 'auto' or a list of fields")]  # fmt: skip
+    for bad, message in wrong:
         with pytest.raises(ValueError, match=message):
             Features("y", **bad)
 
