@@ -83,7 +83,12 @@ class Checkpointer:
         return checkpoint_due(self.config, self.since, self.last)
 
     def write(
-        self, model: LogisticRegression, metrics: ProgressiveMetrics, counters: dict, positions: dict[int, int]
+        self,
+        model: LogisticRegression,
+        metrics: ProgressiveMetrics,
+        counters: dict,
+        positions: dict[int, int],
+        features: dict[str, Any],
     ) -> bool:
         """Flush the outputs, then write a checkpoint; False (postponed, tried later) when the
         outputs could not be flushed. Raises Failure when the store cannot be written."""
@@ -98,6 +103,7 @@ class Checkpointer:
             "offsets": {str(p): o for p, o in sorted(positions.items())},
             "counters": counters,
             "metrics": metrics.to_state(),
+            "features": features,
         }
         try:
             checkpoint = self.store.write(model, progress)

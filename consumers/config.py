@@ -17,9 +17,12 @@ import numpy as np
 
 from stream_logreg import LogisticRegression
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.exceptions import ServiceStartError
 from stream_logreg.features import Features
+from stream_logreg.options import flag, scaler_from
+from stream_logreg.scaling import Scaler
 
-__all__ = ["ServiceConfig", "consumer_settings", "event", "prepare_process"]
+__all__ = ["ServiceConfig", "consumer_settings", "event", "prepare_process", "restored_scaler"]
 
 
 def prepare_process() -> None:
@@ -60,6 +63,7 @@ class ServiceConfig:
     hash_seed: int = 0
     max_depth: int = 4
     max_list_length: int = 100
+    scale: str | None = None  # --scale: None, "all" or comma-separated features
     checkpoint_every: int = 10_000
     checkpoint_interval: float = 30.0
     predictions_topic: str | None = None
@@ -85,6 +89,10 @@ class ServiceConfig:
         return Features(self.target, self.features, self.drop, self.categorical, self.max_abs_value,
                         self.hash_bits, self.hash_seed, max_depth=self.max_depth,
                         max_list_length=self.max_list_length)  # fmt: skip
+
+    def feature_settings(self) -> dict[str, Any]:
+        """The featurizer's settings and --scale, as checkpoints keep them."""
+        return {**self.featurizer.settings(), "scale": self.scale or "none"}
 
     @property
     def exactly_once(self) -> bool:
@@ -134,3 +142,20 @@ def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
 def event(name: str, **fields: Any) -> None:
     """One structured log line (JSON) on stderr."""
     print(json.dumps({"ts": round(time.time(), 3), "event": name, **fields}, default=str), file=sys.stderr, flush=True)
+
+
+def restored_scaler(config: ServiceConfig, saved: dict[str, Any] | None) -> Scaler | None:
+    """The scaler to go on with: the saved one (its statistics), a fresh one per --scale, or
+    None. ServiceStartError when the state was saved with other feature settings (its
+    weights and statistics mean other features)."""
+    mine = config.feature_settings()
+    if saved is None:
+        return scaler_from(config.scale)
+    theirs = saved.get("settings", {})
+    for name, value in mine.items():
+        if name in theirs and theirs[name] != value:
+            raise ServiceStartError(
+                f"{flag(name)} {value} differs from the {theirs[name]} the saved state's features were made "
+                "with (its weights would mean other features); pass that value, or start a new state"
+            )
+    return Scaler.from_state(saved["scaler"]) if saved.get("scaler") else scaler_from(config.scale)

@@ -15,10 +15,11 @@ import numpy as np
 from consumers.outputs import Outputs
 from consumers.record_blocks import Record, RecordBlock
 from stream_logreg import LogisticRegression
-from stream_logreg.decode import Rows, SchemaError, decode_value, make_decoder
+from stream_logreg.decode import Rows, SchemaError, make_decoder, read_value
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.features import Features
-from stream_logreg.processing import Learned, learn_examples, learn_rows
+from stream_logreg.processing import Learned, Named, learn_examples, learn_rows, learn_scaled
+from stream_logreg.scaling import Scaler
 
 __all__ = ["RecordProcessor"]
 
@@ -36,13 +37,18 @@ class RecordProcessor:
         features: Features,
         outputs: Outputs,
         max_record_bytes: int,
+        scaler: Scaler | None = None,
     ) -> None:
         self.model, self.metrics, self.counters, self.positions = model, metrics, counters, positions
         self.features, self.outputs, self.max_record_bytes = features, outputs, max_record_bytes
+        self.scaler = scaler
         self.decode = make_decoder("json")
 
     def block(self, partition: int, messages: RecordBlock, rows: Rows) -> None:
         """Learn the decoded messages of one partition, in offset order."""
+        if self.scaler is not None:
+            self._scaled(partition, messages, self.scaler)
+            return
         start = 0
         for i in [*np.flatnonzero(~rows.ok).tolist(), len(messages)]:
             if start < i:
@@ -55,17 +61,36 @@ class RecordProcessor:
         self.positions[partition] = messages.offsets[-1] + 1
 
     def _one(self, partition: int, message: Record) -> None:
+        named = self._named(message)
+        if named is not None:
+            x, y, _ = named
+            self._settle(partition, learn_examples(self.model, self.metrics, [self.features.hash(x)], [y]), [message])
+
+    def _scaled(self, partition: int, messages: RecordBlock, scaler: Scaler) -> None:
+        """Learn the messages standardized by ``scaler`` in front of the model, one by one."""
+        kept: list[Record] = []
+        examples: list[Named] = []
+        for message in messages:
+            named = self._named(message)
+            if named is not None:
+                kept.append(message)
+                examples.append(named)
+        if examples:
+            self._settle(partition, learn_scaled(self.model, self.metrics, scaler, self.features, examples), kept)
+        self.counters["consumed"] += len(messages)
+        self.positions[partition] = messages.offsets[-1] + 1
+
+    def _named(self, message: Record) -> Named | None:
+        """The message's named features, label and numeric names; None when it is dead-lettered."""
         try:
             if message.problem is not None:
                 raise SchemaError(message.problem)
-            x, y = decode_value(message.value, self.decode, self.features, self.max_record_bytes)
+            return self.features.named(read_value(message.value, self.decode, self.max_record_bytes))
         except SchemaError as e:
             self._dead_letter(message, str(e))
-            return
         except Exception as e:  # a record that breaks something unforeseen: never a crash loop
             self._dead_letter(message, f"unexpected {type(e).__name__} while decoding: {e}")
-            return
-        self._settle(partition, learn_examples(self.model, self.metrics, [x], [y]), [message])
+        return None
 
     def _settle(self, partition: int, done: Learned, messages: RecordBlock | list[Record]) -> None:
         """Dead-letter what the model refused; count and publish what it learned."""

@@ -32,7 +32,7 @@ from kafka.structs import TopicPartition
 
 from consumers.checkpointing import Checkpointer, Failure, fresh_progress
 from consumers.checkpoints import CheckpointStore, StateStore
-from consumers.config import ServiceConfig, consumer_settings, event, prepare_process
+from consumers.config import ServiceConfig, consumer_settings, event, prepare_process, restored_scaler
 from consumers.idle import caught_up, stalled, wait_for_topic
 from consumers.outputs import Outputs
 from consumers.processor import RecordProcessor
@@ -85,11 +85,12 @@ class ConsumerService:
             raise ServiceStartError(str(e)) from None
         try:
             restored = self.checkpoints.restore()
+            progress = restored.progress if restored is not None else fresh_progress(config)
+            self.scaler = restored_scaler(config, progress.get("features"))
         except ServiceStartError:
             self.store.unlock()
             raise
         self.model = restored.model if restored is not None else build_model(config.model)
-        progress = restored.progress if restored is not None else fresh_progress(config)
         self.metrics = ProgressiveMetrics.from_state(progress["metrics"])
         self.positions = {int(p): int(o) for p, o in progress["offsets"].items()}
         self.counters: dict[str, Any] = progress["counters"]
@@ -98,7 +99,7 @@ class ConsumerService:
         self.consumed_at_start = self.counters["consumed"] if consumed_at_start is None else consumed_at_start
         features = config.featurizer
         self.processor = RecordProcessor(self.model, self.metrics, self.counters, self.positions, features,
-                                         self.outputs, config.max_record_bytes)  # fmt: skip
+                                         self.outputs, config.max_record_bytes, self.scaler)  # fmt: skip
         self.rows = JsonRows(features)
         # Batches being decoded (in C, without the GIL, on a second thread) while the main
         # thread polls the next one: (partition, messages, decoded rows), in poll order.
@@ -253,7 +254,9 @@ class ConsumerService:
             return None
         began = time.monotonic()
         try:
-            if not self.checkpoints.write(self.model, self.metrics, self.counters, self.positions):
+            features = {"settings": self.config.feature_settings(),
+                        "scaler": None if self.scaler is None else self.scaler.to_state()}  # fmt: skip
+            if not self.checkpoints.write(self.model, self.metrics, self.counters, self.positions, features):
                 return None
             self.checkpoint_seconds = time.monotonic() - began
         except Failure as e:

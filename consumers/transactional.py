@@ -125,7 +125,12 @@ class TransactionalCheckpointer:
                 self.delays.append(time.time() - change.made)
 
     def write(
-        self, model: LogisticRegression, metrics: ProgressiveMetrics, counters: dict, positions: dict[int, int]
+        self,
+        model: LogisticRegression,
+        metrics: ProgressiveMetrics,
+        counters: dict,
+        positions: dict[int, int],
+        features: dict[str, Any],
     ) -> bool:
         """Commit one transaction: the change, the snapshot, the offsets (and the outputs
         produced since the last one). Raises Failure when it had to be aborted."""
@@ -137,7 +142,7 @@ class TransactionalCheckpointer:
             if change is not None:
                 self.feed.publish(producer, change)
             progress = {"group": config.group_id, "topic": config.topic, "counters": counters,
-                        "metrics": metrics.to_state()}  # fmt: skip
+                        "metrics": metrics.to_state(), "features": features}  # fmt: skip
             size = self.store.write(producer, self.version + 1, model, self.sync.clock, self.feed.position(), progress)
             offsets = {TopicPartition(config.topic, p): OffsetAndMetadata(o, "", -1)
                        for p, o in positions.items() if p in owned}  # fmt: skip

@@ -31,6 +31,8 @@ from stream_logreg.options import (
     features_from,
     flag,
     model_params,
+    scale_setting,
+    scaler_from,
     settings_of,
 )
 from stream_logreg.sources import DATASETS
@@ -206,7 +208,7 @@ def run_consume(args: argparse.Namespace) -> int:
         bootstrap_servers=args.bootstrap_servers, topic=args.topic, group_id=args.group_id, target=args.target,
         features=featurizer.features, drop=featurizer.drop, categorical=featurizer.categorical,
         hash_bits=featurizer.hash_bits, hash_seed=featurizer.hash_seed, max_depth=featurizer.max_depth,
-        max_list_length=featurizer.max_list_length,
+        max_list_length=featurizer.max_list_length, scale=scale_setting(scaler_from(args.scale)),
         checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
         processing_guarantee=args.processing_guarantee, instance_id=args.instance_id,
         state_topic_name=args.state_topic, checkpoint_every=args.checkpoint_every,
@@ -304,11 +306,29 @@ def print_state(progress: dict[str, Any], model: LogisticRegression, top: int) -
     print(f"log loss          {format(metrics['log_loss'], '.6f') if scored else 'n/a'}")
     print(f"accuracy          {format(metrics['correct'] / scored, '.4%') if scored else 'n/a'}")
     print(f"model             {' '.join(f'{flag(name)} {value}' for name, value in settings_of(model).items())}")
+    print_features(progress.get("features"))
     print(f"intercept         {model.intercept:+.6g}")
     weights = sorted(model.weights.items(), key=lambda item: -abs(item[1]))[:top]
     print(f"top {len(weights)} weights by size:")
     for name, weight in weights:
         print(f"  {weight:>+14.6g}  {name}")
+
+
+def print_features(features: dict[str, Any] | None) -> None:
+    """The featurizer's settings (those not at their defaults) and the scaler's statistics."""
+    if not features:
+        return
+    defaults = {**Features("").settings(), "scale": "none"}
+    changed = {name: value for name, value in features["settings"].items()
+               if name != "target" and value != defaults.get(name)}  # fmt: skip
+    shown = " ".join(f"{flag(name)} {','.join(value) if isinstance(value, list) else value}"
+                     for name, value in changed.items())  # fmt: skip
+    print(f"features          --target {features['settings']['target']} {shown}".rstrip())
+    stats = (features.get("scaler") or {}).get("stats") or {}
+    if stats:
+        print(f"scaler            {len(stats):,} features standardized (count, mean, std):")
+        for name, (count, mean, variance) in list(stats.items())[:10]:
+            print(f"  {name:<28} {count:>12,.0f}  {mean:>+14.6g}  {variance**0.5:>14.6g}")
 
 
 def run_broker(port: int | None, data_dir: str | None) -> int:

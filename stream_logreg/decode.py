@@ -29,6 +29,7 @@ __all__ = [
     "json_decoder",
     "make_decoder",
     "msgpack_decoder",
+    "read_value",
 ]
 
 
@@ -141,13 +142,20 @@ def decode_value(
     ...
     stream_logreg.exceptions.SchemaError: the message has no value (a tombstone)
     """
+    return features.decode(read_value(value, decode, max_bytes))
+
+
+def read_value(
+    value: bytes | None, decode: Callable[[bytes], Mapping[str, Any]], max_bytes: int | None = None
+) -> Mapping[str, Any]:
+    """The record in one message's value (see :func:`decode_value`)."""
     if value is None:
         raise SchemaError("the message has no value (a tombstone)")
     if max_bytes is not None and len(value) > max_bytes:
         raise SchemaError(
             f"the record is {len(value):,} bytes, beyond --max-record-bytes {max_bytes:,}; it was not decoded"
         )
-    return features.decode(decode(value))
+    return decode(value)
 
 
 def csv_decoder(header: list[str]) -> Callable[[bytes], Mapping[str, Any]]:

@@ -35,7 +35,16 @@ __all__ = [
 ]
 
 POISON = [b'{"broken json', b'{"label": 7}', b'{"x": "abc", "label": 1}', b'{"popup_window": 1e300, "label": 1}']
+# The events' service takes any string (one-hot): its poison is what its featurizer refuses.
+EVENTS_POISON = [b'{"broken json', b'{"label": 7}', b'{"device": {"os": {"a": {"b": {"c": 1}}}}, "label": 1}',
+                 b'{"price": 1e300, "label": 1}']  # fmt: skip
 POISON_EVERY = 250
+# The service's flags per data set: the events are nested, hold strings, a high-cardinality
+# id and unscaled numbers, so they are hashed and standardized, and learned with AdaGrad.
+SERVICE_FLAGS = {
+    "events": ("--categorical", "auto", "--hash-bits", "18", "--scale", "all", "--optimizer", "adagrad", "--lr", "0.1"),
+}
+PLAIN_FLAGS = ("--lr", "0.05", "--intercept-lr", "0.05")
 
 
 def service_command(*flags: str) -> list[str]:
@@ -67,9 +76,10 @@ def demo_values(dataset: str, records: int) -> Iterator[bytes]:
     from stream_logreg.sources import dataset_records
 
     rows = itertools.chain.from_iterable(dataset_records(dataset, "label") for _ in itertools.count())
+    poison = EVENTS_POISON if dataset == "events" else POISON
     for i in range(records):
         row = next(rows)
-        yield POISON[(i // POISON_EVERY) % len(POISON)] if i % POISON_EVERY == POISON_EVERY - 1 else orjson.dumps(row)
+        yield poison[(i // POISON_EVERY) % len(poison)] if i % POISON_EVERY == POISON_EVERY - 1 else orjson.dumps(row)
 
 
 def stream(bootstrap: str, topic: str, values: Iterator[bytes], rate: float, sent: list[int]) -> None:
@@ -190,7 +200,7 @@ def run_demo(dataset: str, rate: float, records: int, keep_broker: bool, out_dir
                     "--bootstrap-servers", bootstrap, "--topic", topic, "--group-id", f"{topic}-learner",
                     "--target", "label", "--checkpoint-dir", str(checkpoints), "--checkpoint-every", "500",
                     "--checkpoint-interval", "5", "--metrics-port", str(port), "--dead-letter-topic", dead_letters,
-                    "--lr", "0.05", "--intercept-lr", "0.05", "--curve-every", "100",
+                    "--curve-every", "100", *SERVICE_FLAGS.get(dataset, PLAIN_FLAGS),
                 ),
                 stdout=subprocess.DEVNULL, stderr=log, stdin=subprocess.DEVNULL,
             )  # fmt: skip

@@ -175,10 +175,19 @@ class Features:
 
     def decode(self, record: Mapping[str, Any]) -> Example:
         """Return (x, y) from one record, or raise SchemaError naming the field at fault."""
+        y = self._label(record)
+        return self.hash(self._named(record, None)), y
+
+    def named(self, record: Mapping[str, Any]) -> tuple[dict[Hashable, float], bool, list[str]]:
+        """(x before hashing, y, the names of x's numeric features: not the one-hot ones),
+        for a :class:`~stream_logreg.scaling.Scaler` to scale before :meth:`hash`."""
+        y, numeric = self._label(record), list[str]()
+        return self._named(record, numeric), y, numeric
+
+    def _label(self, record: Mapping[str, Any]) -> bool:
         if self.target not in record:
             raise SchemaError(f"the label field {self.target!r} is missing; every record needs one")
-        y = parse_label(self.target, record[self.target])
-        return self.hash(self._named(record)), y
+        return parse_label(self.target, record[self.target])
 
     def hash(self, x: dict[Any, Any]) -> dict[Hashable, float]:
         """Named features to hashed ones (x itself without hashing)."""
@@ -187,7 +196,8 @@ class Features:
         seed: int = self._murmur_seed  # type: ignore[attr-defined]
         return _hashing.hash_features(x, 1 << self.hash_bits, seed, self.alternate_sign)
 
-    def _named(self, record: Mapping[str, Any]) -> dict[Any, Any]:
+    def _named(self, record: Mapping[str, Any], numeric: list[str] | None) -> dict[Any, Any]:
+        """The named features; ``numeric`` (if a list) gets the names of the numeric ones."""
         if self.features is None and not self.drop:
             # The common case, fast: every feature already a float, all finite (a finite sum
             # proves it; an overflowing one just takes the careful path below).
@@ -199,15 +209,19 @@ class Features:
                 and math.isfinite(sum(values))
                 and (not plain or max(map(abs, values)) <= self.max_abs_value)
             ):
+                if numeric is not None:
+                    numeric.extend(plain)
                 return plain
         names = self.features if self.features is not None else record.keys()
         x: dict[str, float] = {}
         for name in names:
             if name != self.target and name not in self.drop and name in record:
-                self._add(x, name, name, record[name], 1)
+                self._add(x, name, name, record[name], 1, numeric)
         return x
 
-    def _add(self, x: dict[str, float], field: str, name: str, value: Any, depth: int) -> None:
+    def _add(
+        self, x: dict[str, float], field: str, name: str, value: Any, depth: int, numeric: list[str] | None
+    ) -> None:
         """Add the features of ``value`` under ``name`` (``field``: the top-level field)."""
         if value is None or value == "":
             return
@@ -218,11 +232,11 @@ class Features:
                 except ValueError:
                     x[f"{name}={value}"] = 1.0
                     return
-                x[name] = self._checked(name, value, parse_number(name, value))
+                self._number(x, name, value, numeric)
             elif field in self._categories or name in self._categories:  # type: ignore[attr-defined]
                 x[f"{name}={value}"] = 1.0
             else:
-                x[name] = self._checked(name, value, parse_number(name, value))
+                self._number(x, name, value, numeric)
             return
         if isinstance(value, (Mapping, list, tuple)):
             if depth >= self.max_depth:
@@ -233,7 +247,7 @@ class Features:
                 )
             if isinstance(value, Mapping):
                 for key, inner in value.items():
-                    self._add(x, field, f"{name}.{key}", inner, depth + 1)
+                    self._add(x, field, f"{name}.{key}", inner, depth + 1, numeric)
                 return
             if len(value) > self.max_list_length:
                 raise SchemaError(
@@ -246,21 +260,24 @@ class Features:
                     if item != "":
                         x[f"{name}={item}"] = 1.0
                 else:
-                    self._add(x, field, f"{name}[{i}]", item, depth + 1)
+                    self._add(x, field, f"{name}[{i}]", item, depth + 1, numeric)
             return
         if field in self._categories or name in self._categories:  # type: ignore[attr-defined]
             x[f"{name}={value}"] = 1.0  # a number in a field named categorical: a code (a zip code, say)
             return
-        x[name] = self._checked(name, value, parse_number(name, value))
+        self._number(x, name, value, numeric)
 
-    def _checked(self, name: str, value: Any, number: float) -> float:
+    def _number(self, x: dict[str, float], name: str, value: Any, numeric: list[str] | None) -> None:
+        number = parse_number(name, value)
         if abs(number) > self.max_abs_value:
             raise SchemaError(
                 f"field {name!r} has the value {value!r}, beyond the limit {self.max_abs_value:g} "
                 "(--max-abs-value); scale the field, or raise the limit",
                 f"field {name!r} holds values beyond the limit (--max-abs-value)",
             )
-        return number
+        if numeric is not None and name not in x:
+            numeric.append(name)
+        x[name] = number
 
 
 def parse_number(name: str, value: Any) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 
 from stream_logreg.exceptions import UsageError
 from stream_logreg.features import Features
+from stream_logreg.scaling import Scaler
 
 __all__ = [
     "FEATURE_LIMITS",
@@ -32,6 +33,8 @@ __all__ = [
     "flag",
     "model_params",
     "names",
+    "scale_setting",
+    "scaler_from",
     "settings_of",
 ]
 
@@ -180,6 +183,28 @@ def add_feature_options(add_argument: Any, categorical_default: str, resumable: 
                  "(default: no hashing)")  # fmt: skip
     for name, default, text in FEATURE_LIMITS:
         add_argument(flag(name), type=int, default=None if resumable else default, help=f"{text} (default: {default})")
+    add_argument("--scale", metavar="all|FIELDS",
+                 help="standardize these numeric features (all: every one) online, as river's StandardScaler() "
+                 "in front of the model (default: none)")  # fmt: skip
+
+
+def scaler_from(text: str | None) -> Scaler | None:
+    """The Scaler --scale describes: None (not given, or 'none'), every numeric feature
+    ('all'), or the features named.
+
+    >>> scaler_from("all").names, scaler_from("price, dwell_ms").names, scaler_from(None)
+    (None, ('price', 'dwell_ms'), None)
+    """
+    if text is None or text.strip() == "none":
+        return None
+    return Scaler(None if text.strip() == "all" else names(text))
+
+
+def scale_setting(scaler: Scaler | None) -> str:
+    """A scaler as --scale gives it (the inverse of :func:`scaler_from`)."""
+    if scaler is None:
+        return "none"
+    return "all" if scaler.names is None else ",".join(scaler.names)
 
 
 # The featurizer's other integer settings, their defaults and help.

@@ -27,8 +27,13 @@ import numpy as np
 from stream_logreg._learner import LogisticRegression
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import MarginError
+from stream_logreg.features import Features
+from stream_logreg.scaling import Scaler
 
-__all__ = ["Learned", "learn_examples", "learn_rows"]
+__all__ = ["Learned", "Named", "learn_examples", "learn_rows", "learn_scaled"]
+
+# A record as Features.named gives it: (x before hashing, y, the names of its numeric features).
+Named = tuple[dict[Hashable, float], bool, list[str]]
 
 
 class Learned(NamedTuple):
@@ -92,3 +97,27 @@ def learn_rows(
         return learn_examples(model, metrics, xs, [label == 1.0 for label in labels.tolist()])
     metrics.update(probas, labels)
     return Learned(list(range(len(values))), probas, labels, [], version)
+
+
+def learn_scaled(
+    model: LogisticRegression, metrics: ProgressiveMetrics, scaler: Scaler, features: Features, examples: list[Named]
+) -> Learned:
+    """Learn records standardized by ``scaler`` in front of the model, as river's
+    ``StandardScaler() | model`` does: each predicted scaled with the statistics before it,
+    then the statistics learn it, then the model learns it scaled with the new ones (then
+    hashed, if ``features`` hashes). A refused record leaves both as they were."""
+    version, learned, kept, refused = model.n_steps, [], [], []
+    for position, (x, y, numeric) in enumerate(examples):
+        before, after, undo = scaler.step(x, numeric)
+        try:
+            p = model.predict_proba_one(features.hash(before))[True]
+            model.learn_one(features.hash(after), y)
+        except MarginError as e:
+            scaler.undo(undo)
+            refused.append((position, str(e)))
+            continue
+        learned.append(position)
+        kept.append(p)
+    done = Learned(learned, np.array(kept), np.array([float(examples[i][1]) for i in learned]), refused, version)
+    metrics.update(done.probas, done.labels)
+    return done

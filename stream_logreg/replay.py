@@ -19,7 +19,8 @@ from stream_logreg.decode import SchemaError
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import DataFileError, MarginError
 from stream_logreg.features import Features
-from stream_logreg.processing import learn_examples
+from stream_logreg.processing import Named, learn_examples, learn_scaled
+from stream_logreg.scaling import Scaler
 from stream_logreg.sources import Row, read_errors
 
 __all__ = [
@@ -90,6 +91,7 @@ def replay(
     max_records: int | None = None,
     batch_size: int = 1000,
     progress: Callable[[ReplayState], None] | None = None,
+    scaler: Scaler | None = None,
 ) -> ReplayState:
     """Replay ``rows`` (skipping the ``state.rows_done`` already done) into model and metrics.
 
@@ -97,17 +99,22 @@ def replay(
     are kept with their line numbers; with "fail" the replay stops there and
     ``state.failed_at`` names it. ``max_records`` stops after that many rows in total.
     A file that cannot be read on raises :class:`DataFileError` once every row before the
-    damage is learned, so ``state`` then says how far the replay got.
+    damage is learned, so ``state`` then says how far the replay got. With ``scaler``, the
+    features are standardized in front of the model (:func:`learn_scaled`).
     """
-    xs: list[dict[Hashable, float]] = []
-    ys: list[bool] = []
+    examples: list[Named] = []
     lines: list[int] = []
 
     def flush() -> None:
-        if xs:
-            _learn(model, metrics, state, xs, ys, lines)
-            xs.clear()
-            ys.clear()
+        if examples:
+            if scaler is None:
+                done = learn_examples(model, metrics, [x for x, _, _ in examples], [y for _, y, _ in examples])
+            else:
+                done = learn_scaled(model, metrics, scaler, features, examples)
+            for position, reason in done.refused:
+                state.skip(lines[position], reason, "the margin is not finite (the features are too large)")
+            state.learned += len(done.learned)
+            examples.clear()
             lines.clear()
             if progress is not None:
                 progress(state)
@@ -121,7 +128,11 @@ def replay(
             problem, kind = row.error, None
             if problem is None:
                 try:
-                    x, y = features.decode(row.record or {})
+                    if scaler is None:
+                        x, y = features.decode(row.record or {})
+                        example: Named = (x, y, [])
+                    else:
+                        example = features.named(row.record or {})
                 except SchemaError as e:
                     problem, kind = str(e), e.kind
             if problem is not None:
@@ -132,31 +143,16 @@ def replay(
                 state.skip(row.line, problem, kind)
                 state.rows_done = number + 1
                 continue
-            xs.append(x)
-            ys.append(y)
+            examples.append(example)
             lines.append(row.line)
             state.rows_done = number + 1
-            if len(xs) == batch_size:
+            if len(examples) == batch_size:
                 flush()
     except DataFileError:
         flush()  # the rows read before the damage are learned, as state.rows_done says
         raise
     flush()
     return state
-
-
-def _learn(
-    model: LogisticRegression,
-    metrics: ProgressiveMetrics,
-    state: ReplayState,
-    xs: list[dict[Hashable, float]],
-    ys: list[bool],
-    lines: list[int],
-) -> None:
-    done = learn_examples(model, metrics, xs, ys)
-    for position, reason in done.refused:
-        state.skip(lines[position], reason, "the margin is not finite (the features are too large)")
-    state.learned += len(done.learned)
 
 
 def replay_columns(

@@ -38,9 +38,12 @@ from stream_logreg.options import (
     flag,
     model_params,
     names,
+    scale_setting,
+    scaler_from,
     settings_of,
 )
 from stream_logreg.replay import ReplayState, replay, replay_columns
+from stream_logreg.scaling import Scaler
 from stream_logreg.sources import ReadPosition, Row, column_batches, dataset_rows, file_format, header, read_rows
 
 __all__ = [
@@ -114,6 +117,7 @@ class Run:
     metrics: ProgressiveMetrics
     state: ReplayState
     features: Features
+    scaler: Scaler | None
     damaged: bool = False
 
 
@@ -149,6 +153,7 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
         "--categorical": (None if args.categorical is None else categorical_names(args.categorical),
                           saved.get("categorical", "auto")),
         "--hash-bits": (args.hash_bits, saved.get("hash_bits")),
+        "--scale": (None if args.scale is None else scale_setting(scaler_from(args.scale)), saved.get("scale", "none")),
         **{flag(name): (getattr(args, name), saved.get(name, default)) for name, default, _ in FEATURE_LIMITS},
         "--window": (args.window, metrics.window),
         "--every": (args.every, metrics.every),
@@ -160,9 +165,13 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
                 f"drop {option} to go on with the saved value, or start afresh without --resume"
             )
     target = saved.get("target") or args.target or "label"
-    features = Features(**{"categorical": "auto", **saved, "target": target})
+    features = Features(**{"categorical": "auto", **{k: v for k, v in saved.items() if k != "scale"}, "target": target})
+    try:
+        scaler = Scaler.from_state(progress["scaler"]) if progress.get("scaler") else None
+    except (KeyError, TypeError, ValueError) as e:
+        raise UsageError(f"{args.resume} holds a damaged scaler state ({e}); start afresh without --resume") from None
     state = ReplayState.from_json(progress["state"])
-    return Run(model, metrics, state, features)
+    return Run(model, metrics, state, features, scaler)
 
 
 def _fresh(args: argparse.Namespace, source: Source, target: str) -> Run:
@@ -172,7 +181,7 @@ def _fresh(args: argparse.Namespace, source: Source, target: str) -> Run:
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None
     features = features_from(args, target, categorical_names(args.categorical or "auto"))
-    return Run(model, metrics, ReplayState(), features)
+    return Run(model, metrics, ReplayState(), features, scaler_from(args.scale))
 
 
 def _fast_columns(source: Source, features: Features) -> list[str] | None:
@@ -221,6 +230,7 @@ def _summary(run: Run, seconds: float, learned_now: int) -> dict[str, Any]:
         if isinstance(run.features.categorical, str)
         else list(run.features.categorical),
         "hash_bits": run.features.hash_bits,
+        "scale": scale_setting(run.scaler),
         "log_loss": metrics.log_loss if metrics.n else math.nan,
         "accuracy": metrics.accuracy,
         "roc_auc": metrics.defined_roc_auc,
@@ -246,6 +256,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         categorical = ", ".join(categorical) or "none"
     if summary["hash_bits"] is not None:
         categorical += f"   (features hashed into 2**{summary['hash_bits']} buckets)"
+    if summary["scale"] != "none":
+        categorical += f"   (standardized: {summary['scale']})"
     lines = [
         ("records learned", f"{summary['records_learned']:,}"),
         ("records skipped", f"{summary['records_skipped']:,}"),
@@ -290,7 +302,9 @@ def run_replay(args: argparse.Namespace) -> int:
     summary = _summary(run, seconds, run.state.learned - learned_before)
     if args.save:  # first: nothing printed below can lose it
         progress = {
-            "source": source.name, "file": source.identity, "damaged": run.damaged, "settings": run.features.settings(),
+            "source": source.name, "file": source.identity, "damaged": run.damaged,
+            "settings": {**run.features.settings(), "scale": scale_setting(run.scaler)},
+            "scaler": run.scaler.to_state() if run.scaler is not None else None,
             "state": run.state.to_json(), "metrics": run.metrics.to_state(),
         }  # fmt: skip
         run.model.save(args.save, progress=progress)
@@ -322,7 +336,7 @@ def _learn_with(
 ) -> None:  # fmt: skip
     """The fast columnar path while it applies, then row by row (raises DataFileError where
     the file cannot be read on, after learning every row before it)."""
-    columns = _fast_columns(source, run.features)
+    columns = _fast_columns(source, run.features) if run.scaler is None else None
     named = None if columns is None else run.features.plain_columns(columns)
     done = False
     if columns is not None and named is not None and source.path is not None:
@@ -331,7 +345,8 @@ def _learn_with(
                               args.max_records, show)  # fmt: skip
     if not done:  # row by row, from the first row the fast path did not learn
         rows = source.rows(run.features.target, position)
-        replay(rows, run.model, run.features, run.metrics, run.state, args.on_error, args.max_records, progress=show)
+        replay(rows, run.model, run.features, run.metrics, run.state, args.on_error, args.max_records, progress=show,
+               scaler=run.scaler)  # fmt: skip
 
 
 def _json_safe(value: Any) -> Any:

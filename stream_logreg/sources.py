@@ -345,17 +345,25 @@ def iter_records(records: Iterable[Mapping[str, Any]], target: str | Features, *
             raise SchemaError(f"record {number}: {e}") from None
 
 
-DATASETS = ("phishing", "bananas", "shuttle")
+DATASETS = ("phishing", "bananas", "shuttle", "events")
+EVENTS = 100_000  # the records of the "events" data set
 
 
 def dataset_records(name: str, target: str) -> Iterator[dict[str, Any]]:
     """The rows of one of river's bundled data sets (:data:`DATASETS`) as dicts, with the
-    label (0 or 1) under ``target``.
+    label (0 or 1) under ``target``; "events" is :func:`stream_logreg.clicks.click_events`
+    (100,000 generated click-like events of 5,000 users: nested, strings, lists, unscaled numbers).
 
     >>> next(dataset_records("bananas", "label"))
     {'1': 1.617466, '2': -0.919233, 'label': 0}
     """
     from river import datasets
+
+    if name == "events":
+        from stream_logreg.clicks import click_events
+
+        yield from click_events(EVENTS, seed=0, users=5000, target=target)
+        return
 
     loaders: dict[str, Any] = {"phishing": datasets.Phishing, "bananas": datasets.Bananas, "shuttle": datasets.Shuttle}
     for x, y in loaders[name]():

@@ -4,18 +4,24 @@ FeatureHasher; the limits named; the service and replay learning the same event 
 import json
 import math
 import random
+import signal
 import string
 import subprocess
 import sys
+import time
 
+import numpy as np
 import pytest
 from river import linear_model as river_linear
+from river import metrics as river_metrics
 from river import optim, preprocessing
 
 from stream_logreg import Features, LogisticRegression
 from stream_logreg._hashing import murmur3
 from stream_logreg.cli import main
 from stream_logreg.decode import JsonRows, SchemaError, decode_value, make_decoder
+from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.scaling import Scaler
 from stream_logreg.sources import iter_csv, iter_jsonl, iter_parquet, iter_records
 
 COUNTRIES, OSES = ["DE", "FR", "US", "BR", "JP"], ["ios", "android", "web"]
@@ -264,3 +270,74 @@ def test_the_service_learns_nested_hashed_events_as_replay_learns_the_file(kafka
     _, progress = LogisticRegression.load_with_progress(saved)
     assert progress is not None
     assert abs(checkpoint.progress["metrics"]["log_loss"] - progress["metrics"]["log_loss"]) <= 1e-12
+
+
+def clean_pass(data: list[dict], features: Features, scaler: Scaler, model: LogisticRegression):
+    """An uninterrupted in-memory pass: predict scaled with the statistics before, learn after."""
+    metrics = ProgressiveMetrics()
+    for record in data:
+        x, y, numeric = features.named(record)
+        before, after, _ = scaler.step(x, numeric)
+        metrics.update(np.array([model.predict_proba_one(features.hash(before))[True]]), np.array([float(y)]))
+        model.learn_one(features.hash(after), y)
+    return model, scaler, metrics
+
+
+def test_replay_with_scaling_equals_rivers_standard_scaler_pipeline(tmp_path):
+    data = events(2500, seed=12)
+    flat = [
+        {"price": r["price"], "dwell_ms": r["dwell_ms"], "s": r["scores"][0], "clicked": r["clicked"]} for r in data
+    ]
+    path, saved, report = tmp_path / "f.jsonl", tmp_path / "m.json", tmp_path / "r.json"
+    path.write_text("".join(json.dumps(r) + "\n" for r in flat))
+    flags = ["--target", "clicked", "--scale", "all", "--lr", "0.1", "--save", str(saved), "--report", str(report)]
+    assert main(["replay", str(path), *flags]) == 0
+    pipeline = preprocessing.StandardScaler() | river_linear.LogisticRegression(optim.SGD(0.1))
+    loss = river_metrics.LogLoss()
+    for record in flat:
+        x = {k: float(v) for k, v in record.items() if k != "clicked"}
+        loss.update(bool(record["clicked"]), pipeline.predict_proba_one(x))
+        pipeline.learn_one(x, bool(record["clicked"]))
+    model, progress = LogisticRegression.load_with_progress(saved)
+    theirs = pipeline["LogisticRegression"]
+    assert max(abs(theirs._weights[k] - w) for k, w in model.weights.items()) <= 1e-9
+    assert abs(theirs.intercept - model.intercept) <= 1e-9
+    assert abs(json.loads(report.read_text())["summary"]["log_loss"] - loss.get()) <= 1e-9
+    scaler = pipeline["StandardScaler"]
+    assert progress is not None
+    for name, (count, mean, variance) in progress["scaler"]["stats"].items():
+        assert (count, mean, variance) == (scaler.counts[name], scaler.means[name], scaler.vars[name])
+
+
+@pytest.mark.kafka
+def test_sigkills_with_hashing_and_scaling_end_with_the_model_statistics_and_metrics_of_a_clean_pass(
+    kafka_bootstrap, topic, tmp_path
+):
+    from test_service import latest, learned, produce_slowly, start
+
+    data = events(6000, seed=13, users=3000)
+    stream = produce_slowly(kafka_bootstrap, topic, [json.dumps(r).encode() for r in data], rate=700)
+    folder = tmp_path / "checkpoints"
+    options = ("--target", "clicked", "--categorical", "auto", "--hash-bits", "16", "--scale", "all",
+               "--optimizer", "ftrl", "--checkpoint-every", "250", "--idle-timeout", "5")  # fmt: skip
+    rng = random.Random(14)
+    began, kills = time.monotonic(), []
+    process = start(kafka_bootstrap, topic, "scaled", folder, *options)
+    for moment in sorted(rng.uniform(1.5, 7.0) for _ in range(3)):
+        time.sleep(max(began + moment - time.monotonic(), 0.0))
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL
+        kills.append(learned(folder))
+        process = start(kafka_bootstrap, topic, "scaled", folder, *options)
+    stream.join()
+    assert process.wait(timeout=180) == 0
+    assert kills[-1] < len(data), f"the stream was over before the last kill: {kills}"
+    checkpoint = latest(folder)
+    assert checkpoint is not None
+    features = Features("clicked", categorical="auto", hash_bits=16)
+    model, scaler, metrics = clean_pass(data, features, Scaler(), LogisticRegression(optim.FTRLProximal()))
+    got = checkpoint.model
+    assert got.weights == model.weights and got.intercept == model.intercept and got.n_steps == len(data)
+    assert checkpoint.progress["features"]["scaler"] == scaler.to_state()
+    assert checkpoint.progress["metrics"]["log_loss"] == metrics.log_loss
+    assert checkpoint.progress["metrics"]["correct"] == metrics.correct

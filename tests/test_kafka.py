@@ -45,8 +45,10 @@ POISON = [
     (b'{"a": NaN, "label": 1}', "invalid JSON"),
     (b'{"a": "nan", "label": 1}', "field 'a' has the value 'nan', which is not finite"),
     (b'{"a": "abc", "label": 0}', "field 'a' has the non-numeric value 'abc'"),
-    (b'{"a": "", "label": 0}', "field 'a' is empty"),
-    (b'{"a": null, "label": 0}', "field 'a' is empty (null)"),
+    (b'{"a": "", "label": 0}', None),  # an empty value: the feature is absent
+    (b'{"a": null, "label": 0}', None),
+    (b'{"a": [1, 2, 3], "label": 0}', None),  # a[0], a[1], a[2]
+    (b'{"a": {"b": {"c": {"d": {"e": 1}}}}, "label": 0}', "field 'a.b.c.d' nests deeper than --max-depth 4"),
     (b"[1, 2]", "the JSON is a list, not an object"),
     (b'{"a": "-0.25", "label": "0"}', None),
 ]

@@ -181,7 +181,7 @@ POISON_KINDS = [
     (b'{"f0": 1.0, "label": 7}', "which is not binary"),
     (b'{"f0": "nan", "label": 1}', "which is not finite"),
     (b'{"f0": "abc", "label": 1}', "non-numeric value 'abc'"),
-    (b'{"f0": "", "label": 0}', "is empty"),
+    (b'{"f0": {"a": {"b": {"c": {"d": 1}}}}, "label": 0}', "field 'f0.a.b.c' nests deeper than --max-depth 4"),
 ]
 
 
