@@ -25,25 +25,40 @@ if TYPE_CHECKING:
 
 
 def learn_dicts(
-    space: FeatureSpace, state: ModelState, rule: Rule, xs: list[dict], labels: np.ndarray, weights: np.ndarray
+    space: FeatureSpace,
+    state: ModelState,
+    rule: Rule,
+    xs: list[dict],
+    labels: np.ndarray,
+    weights: np.ndarray,
+    predict: list[dict] | None = None,
 ) -> np.ndarray:
-    """Learn a list of feature dicts, packed into CSR arrays in C."""
+    """Learn a list of feature dicts, packed into CSR arrays in C (each predicted from the
+    same keys' values in ``predict``, if given)."""
     from stream_logreg import _kernel
 
     nnz = _dictstep.count(xs)
     indptr = np.empty(len(xs) + 1, dtype=np.int64)
     indices = np.empty(nnz, dtype=np.int64)
     data = np.empty(nnz)
+    predict_data = np.empty(nnz if predict is not None else 0)
     n_before = len(space)
     try:
         _dictstep.pack(space.index, xs, indptr, indices, data)
+        if predict is not None:
+            same, registered = np.empty_like(indices), len(space)
+            if _dictstep.count(predict) != nnz:
+                raise ValueError("each dict to predict from must have the keys of the one learned, in its order")
+            _dictstep.pack(space.index, predict, np.empty_like(indptr), same, predict_data)
+            if not np.array_equal(same, indices) or len(space) != registered:
+                raise ValueError("each dict to predict from must have the keys of the one learned, in its order")
     except BaseException:
         space.forget_after(n_before)
         raise
     probas = np.empty(len(xs))
     touched = _kernel.present_columns(indices, len(space))
-    bad_row = _run(_kernel.learn_csr, (indptr, indices, data), space, state, rule, touched, n_before, labels, weights,
-                   probas)  # fmt: skip
+    bad_row = _run(_kernel.learn_csr, (indptr, indices, data, predict_data), space, state, rule, touched, n_before,
+                   labels, weights, probas)  # fmt: skip
     if bad_row >= 0:
         raise MarginError(xs[bad_row])
     return probas
@@ -101,8 +116,8 @@ def learn_sparse(
         lookup[present] = touched
         columns = lookup[indices]  # the model's column of each entry
     probas = np.empty(len(labels))
-    bad_row = _run(_kernel.learn_csr, (indptr, columns, data), space, state, rule, touched, n_before, labels, weights,
-                   probas)  # fmt: skip
+    bad_row = _run(_kernel.learn_csr, (indptr, columns, data, np.empty(0)), space, state, rule, touched, n_before,
+                   labels, weights, probas)  # fmt: skip
     if bad_row >= 0:
         raise MarginError(row(bad_row))
     return probas
@@ -136,16 +151,21 @@ def _run(
     return bad_row
 
 
-def learn_one_by_one(model: Any, xs: list[dict], labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def learn_one_by_one(
+    model: Any, xs: list[dict], labels: np.ndarray, weights: np.ndarray, predict: list[dict] | None = None
+) -> np.ndarray:
     """The path for schedulers the kernel cannot express for a whole batch: the model's
-    predict_proba_one, then learn_one, on each example. On a bad example the model is put
-    back as it was before the batch."""
+    predict_proba_one (on ``predict``'s dict, if given), then learn_one, on each example.
+    On a bad example the model is put back as it was before the batch."""
+    if predict is not None and any(list(p) != list(x) for p, x in zip(predict, xs, strict=True)):
+        raise ValueError("each dict to predict from must have the keys of the one learned, in its order")
     space, state = model._space, model._state
     saved = (dict(space.index), state.copy())
     probas = np.empty(len(xs))
+    predict = xs if predict is None else predict
     try:
         for i, (x, label, weight) in enumerate(zip(xs, labels.tolist(), weights.tolist(), strict=True)):
-            probas[i] = model.predict_proba_one(x)[True]
+            probas[i] = model.predict_proba_one(predict[i])[True]
             model.learn_one(x, label, weight)
     except BaseException:
         space.index, model._state = saved

@@ -494,11 +494,13 @@ def learn_dense(X, cols, y, w, coef, slots, state, rule, probas):
 
 
 @njit(cache=True, nogil=True)
-def learn_csr(indptr, indices, data, y, w, coef, slots, state, rule, probas):
+def learn_csr(indptr, indices, data, predict_data, y, w, coef, slots, state, rule, probas):
     """Learn the rows of a CSR matrix; row i has values data[k] for coef[indices[k]], for k
-    in indptr[i]:indptr[i + 1], in that order."""
+    in indptr[i]:indptr[i + 1], in that order. With ``predict_data`` (not empty), each
+    row's probability is predicted from those values instead (a scaler's before its step)."""
     intercept, t, l1_total = state[0], np.int64(state[1]), state[2]
     keep = probas.shape[0] > 0
+    other = predict_data.shape[0] > 0
     n = indptr.shape[0] - 1
     for i in range(n):
         if i + _CSR_AHEAD < n:
@@ -508,7 +510,13 @@ def learn_csr(indptr, indices, data, y, w, coef, slots, state, rule, probas):
         z = _margin(coef, indices, data, i, start, stop, intercept)
         if not math.isfinite(z):
             return i
-        if keep:
+        if other:
+            z_predicted = _margin(coef, indices, predict_data, i, start, stop, intercept)
+            if not math.isfinite(z_predicted):
+                return i
+            if keep:
+                probas[i] = _sigmoid(z_predicted)
+        elif keep:
             probas[i] = _sigmoid(z)
         change, l1_total = _learn_row(rule, coef, slots, indices, data, i, start, stop, z, y[i], w[i], t, l1_total)
         intercept -= change

@@ -224,14 +224,21 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
     # -- batches --------------------------------------------------------------------------
 
     def learn_batch(
-        self, xs: Sequence[dict], ys: Sequence[Any], ws: Sequence[float] | np.ndarray | None = None
+        self,
+        xs: Sequence[dict],
+        ys: Sequence[Any],
+        ws: Sequence[float] | np.ndarray | None = None,
+        *,
+        predict: Sequence[dict] | None = None,
     ) -> np.ndarray:
         """Learn a micro-batch of dicts, one step per example in order; the same model
         as calling ``learn_one`` on each, computed by the compiled kernel.
 
         Returns, for each example, the probability of True predicted just before it was
-        learned (what progressive validation scores). Everything is checked first: a bad
-        example raises and leaves the model as it was.
+        learned (what progressive validation scores), from ``predict[i]`` instead of
+        ``xs[i]`` if given (the same keys in the same order: a scaler's values before it
+        learned the example, as river's pipelines predict). Everything is checked first: a
+        bad example raises and leaves the model as it was.
 
         >>> model = LogisticRegression(optim.SGD(0.5))
         >>> model.learn_batch([{"a": 1.0}, {"a": -1.0, "b": 2.0}], [True, False]).round(4).tolist()
@@ -242,10 +249,14 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         xs = xs if type(xs) is list else list(xs)
         labels = check_labels(ys, len(xs))
         weights = check_sample_weights(ws, len(xs))
+        if predict is not None:
+            predict = predict if type(predict) is list else list(predict)
+            if len(predict) != len(xs):
+                raise ValueError(f"predict holds {len(predict)} dicts for {len(xs)} examples; give one per example")
         rule = self._rule()
         if rule is None:
-            return _batches.learn_one_by_one(self, xs, labels, weights)
-        return _batches.learn_dicts(self._space, self._state, rule, xs, labels, weights)
+            return _batches.learn_one_by_one(self, xs, labels, weights, predict)
+        return _batches.learn_dicts(self._space, self._state, rule, xs, labels, weights, predict)
 
     def learn_many(self, X: Any, y: Any, w: Any = None) -> None:
         """Apply one step per row, in row order: the same as looping ``learn_one``.

@@ -223,9 +223,18 @@ class Features:
         self, x: dict[str, float], field: str, name: str, value: Any, depth: int, numeric: list[str] | None
     ) -> None:
         """Add the features of ``value`` under ``name`` (``field``: the top-level field)."""
+        kind = type(value)
+        listed: frozenset[str] = self._categories  # type: ignore[attr-defined]
+        if (kind is float or kind is int) and not (listed and (field in listed or name in listed)):
+            number = float(value)  # the common case, fast; an error takes the careful path below
+            if math.isfinite(number) and abs(number) <= self.max_abs_value:
+                if numeric is not None and name not in x:
+                    numeric.append(name)
+                x[name] = number
+                return
         if value is None or value == "":
             return
-        if isinstance(value, str):
+        if kind is str or isinstance(value, str):
             if self.categorical == "auto":
                 try:
                     float(value)
@@ -233,19 +242,19 @@ class Features:
                     x[f"{name}={value}"] = 1.0
                     return
                 self._number(x, name, value, numeric)
-            elif field in self._categories or name in self._categories:  # type: ignore[attr-defined]
+            elif field in listed or name in listed:
                 x[f"{name}={value}"] = 1.0
             else:
                 self._number(x, name, value, numeric)
             return
-        if isinstance(value, (Mapping, list, tuple)):
+        if kind is dict or kind is list or isinstance(value, (Mapping, list, tuple)):
             if depth >= self.max_depth:
                 raise SchemaError(
                     f"field {name!r} nests deeper than --max-depth {self.max_depth}; flatten it in the producer, "
                     "drop the field, or raise the limit",
                     f"field {name!r} nests deeper than --max-depth",
                 )
-            if isinstance(value, Mapping):
+            if kind is dict or isinstance(value, Mapping):
                 for key, inner in value.items():
                     self._add(x, field, f"{name}.{key}", inner, depth + 1, numeric)
                 return
@@ -262,7 +271,7 @@ class Features:
                 else:
                     self._add(x, field, f"{name}[{i}]", item, depth + 1, numeric)
             return
-        if field in self._categories or name in self._categories:  # type: ignore[attr-defined]
+        if field in listed or name in listed:
             x[f"{name}={value}"] = 1.0  # a number in a field named categorical: a code (a zip code, say)
             return
         self._number(x, name, value, numeric)

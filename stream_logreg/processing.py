@@ -106,7 +106,19 @@ def learn_scaled(
     ``StandardScaler() | model`` does: each predicted scaled with the statistics before it,
     then the statistics learn it, then the model learns it scaled with the new ones (then
     hashed, if ``features`` hashes). A refused record leaves both as they were."""
-    version, learned, kept, refused = model.n_steps, [], [], []
+    version, steps = model.n_steps, [scaler.step(x, numeric) for x, _, numeric in examples]
+    ys = [y for _, y, _ in examples]
+    try:  # the whole block through the kernel
+        probas = model.learn_batch([features.hash(after) for _, after, _ in steps], ys,
+                                   predict=[features.hash(before) for before, _, _ in steps])  # fmt: skip
+    except MarginError:  # the model is as it was: put the scaler back too, and go one by one
+        for _, _, undo in reversed(steps):
+            scaler.undo(undo)
+    else:
+        done = Learned(list(range(len(examples))), probas, np.array(ys, dtype=np.float64), [], version)
+        metrics.update(done.probas, done.labels)
+        return done
+    learned, kept, refused = [], [], []
     for position, (x, y, numeric) in enumerate(examples):
         before, after, undo = scaler.step(x, numeric)
         try:

@@ -124,7 +124,7 @@ def assert_each_once(bootstrap: str, topic: str, values: list[bytes], keys: list
 
 
 def test_one_instance_sigkilled_at_random_moments_is_bit_for_bit_a_clean_pass(kafka_bootstrap, topic, tmp_path, capsys):
-    keys, values, valid, poison = poisoned(15_000, seed=21, partitions=1)
+    keys, values, valid, poison = poisoned(24_000, seed=21, partitions=1)  # long enough for 3 restarts
     stream = produce_slowly(kafka_bootstrap, topic, values, rate=1500, keys=keys)
     log = tmp_path / "solo.log"
     options = (

@@ -341,3 +341,22 @@ def test_sigkills_with_hashing_and_scaling_end_with_the_model_statistics_and_met
     assert checkpoint.progress["features"]["scaler"] == scaler.to_state()
     assert checkpoint.progress["metrics"]["log_loss"] == metrics.log_loss
     assert checkpoint.progress["metrics"]["correct"] == metrics.correct
+
+
+@pytest.mark.parametrize("optimizer", [optim.SGD(0.1), optim.AdaGrad(0.1), optim.Momentum()])
+def test_learn_batch_predicting_from_other_values_equals_predict_then_learn_one(optimizer):
+    rng = random.Random(15)
+    after = [{k: rng.gauss(0, 1) for k in rng.sample("abcdef", 3)} for _ in range(300)]
+    before = [{k: v * 0.5 + 0.1 for k, v in x.items()} for x in after]
+    ys = [rng.random() < 0.5 for _ in after]
+    ours, reference = LogisticRegression(optimizer.clone()), LogisticRegression(optimizer.clone())
+    probas = ours.learn_batch(after, ys, predict=before)
+    for x, p, y, want in zip(after, before, ys, probas.tolist(), strict=True):
+        assert reference.predict_proba_one(p)[True] == want
+        reference.learn_one(x, y)
+    assert ours.weights == reference.weights and ours.intercept == reference.intercept
+    with pytest.raises(ValueError, match="the keys of the one learned"):
+        ours.learn_batch([{"a": 1.0}], [True], predict=[{"zz": 1.0}])
+    with pytest.raises(ValueError, match="predict holds 2 dicts for 1 examples"):
+        ours.learn_batch([{"a": 1.0}], [True], predict=[{"a": 1.0}, {"a": 2.0}])
+    assert ours.weights == reference.weights and "zz" not in ours.weights  # refused: nothing changed
