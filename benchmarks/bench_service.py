@@ -98,14 +98,18 @@ def raw_rate(bootstrap: str, topic: str, records: int, group: str | None, blocks
     return records / seconds
 
 
-def service_run(bootstrap: str, topic: str, records: int, folder: Path, group: str) -> tuple[float, dict[int, float]]:
+def service_run(
+    bootstrap: str, topic: str, records: int, folder: Path, group: str, *flags: str
+) -> tuple[float, dict[int, float]]:
+    """The service's records/s from its assignment to its checkpoint of the last record, and its
+    resident memory (MB) at each checkpoint, by records learned."""
     log = folder / f"{group}.log"
     with log.open("wb") as out:
         subprocess.run(
             [sys.executable, "-m", "stream_logreg.cli", "consume", "--bootstrap-servers", bootstrap, "--topic", topic,
              "--group-id", group, "--target", "label", "--checkpoint-dir", str(folder / group),
              "--checkpoint-every", "100000", "--checkpoint-interval", "3600", "--metrics-port", "0",
-             "--max-records", str(records)],
+             "--max-records", str(records), *flags],
             stderr=out, check=True,
         )  # fmt: skip
     events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]

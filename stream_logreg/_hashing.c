@@ -63,6 +63,30 @@ static int32_t hash_str(PyObject *token, uint32_t seed, int *ok) {
     return murmur3_x86_32((const unsigned char *)bytes, len, seed);
 }
 
+/* The hash of the token "name=value" (the two strs' UTF-8 bytes joined by '='), without
+ * making the token: in a stack buffer when it fits, else in one from the heap. */
+static int32_t hash_pair(PyObject *name, PyObject *value, uint32_t seed, int *ok) {
+    Py_ssize_t name_len, value_len;
+    const char *name_bytes = PyUnicode_AsUTF8AndSize(name, &name_len);
+    const char *value_bytes = name_bytes ? PyUnicode_AsUTF8AndSize(value, &value_len) : NULL;
+    *ok = 0;
+    if (value_bytes == NULL) return -1;
+    Py_ssize_t len = name_len + 1 + value_len;
+    char stack[512];
+    char *token = len <= (Py_ssize_t)sizeof stack ? stack : PyMem_Malloc(len);
+    if (token == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(token, name_bytes, name_len);
+    token[name_len] = '=';
+    memcpy(token + name_len + 1, value_bytes, value_len);
+    int32_t h = murmur3_x86_32((const unsigned char *)token, len, seed);
+    if (token != stack) PyMem_Free(token);
+    *ok = 1;
+    return h;
+}
+
 static PyObject *murmur3(PyObject *self, PyObject *args) {
     PyObject *token;
     unsigned long long seed;
@@ -89,14 +113,11 @@ static PyObject *hash_features(PyObject *self, PyObject *args) {
     if (one == NULL || minus_one == NULL) goto fail;
     while (PyDict_Next(x, &pos, &key, &value)) {
         int is_str = PyUnicode_Check(value);
-        PyObject *name = PyObject_Str(key);
+        PyObject *name = PyUnicode_CheckExact(key) ? (Py_INCREF(key), key) : PyObject_Str(key);
         if (name == NULL) goto fail;
-        PyObject *token = is_str ? PyUnicode_FromFormat("%U=%U", name, value) : (Py_INCREF(name), name);
-        Py_DECREF(name);
-        if (token == NULL) goto fail;
         int ok;
-        int32_t h = hash_str(token, (uint32_t)seed, &ok);
-        Py_DECREF(token);
+        int32_t h = is_str ? hash_pair(name, value, (uint32_t)seed, &ok) : hash_str(name, (uint32_t)seed, &ok);
+        Py_DECREF(name);
         if (!ok) goto fail;
         long long bucket = (long long)h % n_features;
         if (bucket < 0) bucket += n_features;

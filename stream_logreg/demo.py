@@ -42,7 +42,7 @@ POISON_EVERY = 250
 # The service's flags per data set: the events are nested, hold strings, a high-cardinality
 # id and unscaled numbers, so they are hashed and standardized, and learned with AdaGrad.
 SERVICE_FLAGS = {
-    "events": ("--categorical", "auto", "--hash-bits", "18", "--scale", "all", "--optimizer", "adagrad", "--lr", "0.1"),
+    "events": ("--categorical", "auto", "--hash-bits", "18", "--scale", "all", "--optimizer", "adagrad", "--lr", "0.2"),
 }
 PLAIN_FLAGS = ("--lr", "0.05", "--intercept-lr", "0.05")
 

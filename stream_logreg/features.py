@@ -236,6 +236,10 @@ class Features:
             return
         if kind is str or isinstance(value, str):
             if self.categorical == "auto":
+                first = value[0]
+                if first.isalpha() and first not in "iInN":  # no number starts so: skip float()'s exception
+                    x[f"{name}={value}"] = 1.0
+                    return
                 try:
                     float(value)
                 except ValueError:

@@ -52,6 +52,25 @@ def test_demo_runs_end_to_end_live_without_a_terminal(kafka_bootstrap, tmp_path)
     assert list(tmp_path.iterdir()) == [tmp_path / "demo"]  # nothing else written where it ran
 
 
+def test_the_events_demo_learns_nested_events_hashed_and_scaled(kafka_bootstrap, tmp_path):
+    from consumers.checkpoints import CheckpointStore
+
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap}
+    result = subprocess.run(
+        [*stream_logreg_command(), "demo", "--dataset", "events", "--records", "1500", "--rate", "1000", "--out",
+         str(tmp_path / "demo")],
+        capture_output=True, text=True, env=env, timeout=300, stdin=subprocess.DEVNULL, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "records learned    1,494" in result.stdout and "dead letters       6" in result.stdout
+    folder = next((tmp_path / "demo" / "checkpoints").iterdir())
+    checkpoint = CheckpointStore(folder).latest()
+    assert checkpoint is not None and checkpoint.model.n_steps == 1494
+    assert all(isinstance(k, int) and 0 <= k < 2**18 for k in checkpoint.model.weights)  # hashed
+    stats = checkpoint.progress["features"]["scaler"]["stats"]
+    assert {"price", "dwell_ms"} <= set(stats) and stats["price"][0] > 1000  # standardized, counted
+
+
 def test_the_service_is_launched_from_the_installed_package_whatever_the_working_folder(tmp_path):
     """Run in a clone's root, ``python -m`` would import the source folder (without its
     compiled extensions) instead of the installed package; a decoy stands in for it."""
