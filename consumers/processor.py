@@ -48,15 +48,16 @@ class RecordProcessor:
         """Learn the decoded messages of one partition, in offset order."""
         if self.scaler is not None:
             self._scaled(partition, messages, self.scaler)
-            return
-        start = 0
-        for i in [*np.flatnonzero(~rows.ok).tolist(), len(messages)]:
-            if start < i:
-                done = learn_rows(self.model, self.metrics, rows.features, rows.values[start:i], rows.labels[start:i])
-                self._settle(partition, done, messages[start:i])
-            if i < len(messages):
-                self._one(partition, messages[i])
-            start = i + 1
+        else:
+            start = 0
+            for i in [*np.flatnonzero(~rows.ok).tolist(), len(messages)]:
+                if start < i:
+                    done = learn_rows(self.model, self.metrics, rows.features, rows.values[start:i],
+                                      rows.labels[start:i])  # fmt: skip
+                    self._settle(partition, done, messages[start:i])
+                if i < len(messages):
+                    self._one(partition, messages[i])
+                start = i + 1
         self.counters["consumed"] += len(messages)
         self.positions[partition] = messages.offsets[-1] + 1
 
@@ -77,8 +78,6 @@ class RecordProcessor:
                 examples.append(named)
         if examples:
             self._settle(partition, learn_scaled(self.model, self.metrics, scaler, self.features, examples), kept)
-        self.counters["consumed"] += len(messages)
-        self.positions[partition] = messages.offsets[-1] + 1
 
     def _named(self, message: Record) -> Named | None:
         """The message's named features, label and numeric names; None when it is dead-lettered."""

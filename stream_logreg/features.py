@@ -138,11 +138,6 @@ class Features:
         set_(self, "_murmur_seed", hash_seed_of(hash_seed))
         set_(self, "_categories", frozenset(() if isinstance(categorical, str) else categorical))
 
-    @property
-    def n_buckets(self) -> int | None:
-        """2**hash_bits, or None without hashing."""
-        return None if self.hash_bits is None else 1 << self.hash_bits
-
     def settings(self) -> dict[str, Any]:
         """The settings as plain JSON values (``Features(**settings)`` gives the same)."""
         return {

@@ -66,8 +66,7 @@ class Scaler:
         stats = self.stats
         for name in names:
             entry = stats.get(name)
-            variance = entry[2] if entry is not None else 0.0
-            out[name] = (x[name] - entry[1]) / variance**0.5 if entry is not None and variance else 0.0
+            out[name] = (x[name] - entry[1]) / entry[2] ** 0.5 if entry is not None and entry[2] else 0.0
         return out
 
     def undo(self, undo: dict[str, list[float] | None]) -> None:
