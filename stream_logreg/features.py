@@ -193,9 +193,10 @@ class Features:
 
     def _named(self, record: Mapping[str, Any], numeric: list[str] | None) -> dict[Any, Any]:
         """The named features; ``numeric`` (if a list) gets the names of the numeric ones."""
-        if self.features is None and not self.drop:
+        if self.features is None and not self.drop and not self._categories:  # type: ignore[attr-defined]
             # The common case, fast: every feature already a float, all finite (a finite sum
-            # proves it; an overflowing one just takes the careful path below).
+            # proves it; an overflowing one just takes the careful path below). Not with
+            # fields listed categorical: their numbers are codes, one-hot encoded.
             plain = dict(record)
             del plain[self.target]
             values = plain.values()

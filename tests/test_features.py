@@ -194,6 +194,7 @@ def test_what_breaks_the_declared_schema_is_an_error_naming_the_field():
         Features("y").decode({"device": {"os": "ios"}, "y": 0})
     assert Features("y", categorical=["device"]).decode({"device": {"os": "ios"}, "y": 0})[0] == {"device.os=ios": 1.0}
     assert Features("y", categorical=["zip"]).decode({"zip": 75001, "y": 0})[0] == {"zip=75001": 1.0}
+    assert Features("y", categorical=["zip"]).decode({"zip": 75001.0, "y": 0})[0] == {"zip=75001.0": 1.0}
     with pytest.raises(SchemaError, match=r"field 'price' has the value 'inf', which is not finite"):
         Features("y", categorical="auto").decode({"price": "inf", "y": 0})
     with pytest.raises(SchemaError, match=r"field 'n\[1\]' has the value 1e\+300, beyond the limit 1e\+09"):
