@@ -90,7 +90,7 @@ class ConsumerService:
         except ServiceStartError:
             self.store.unlock()
             raise
-        self.model = restored.model if restored is not None else build_model(config.model)
+        self.model = restored.model if restored is not None else build_model(config.model, config.hash_bits)
         self.metrics = ProgressiveMetrics.from_state(progress["metrics"])
         self.positions = {int(p): int(o) for p, o in progress["offsets"].items()}
         self.counters: dict[str, Any] = progress["counters"]

@@ -90,7 +90,7 @@ class TransactionalCheckpointer:
             event("snapshot_skipped", reason=why)
         chosen = max(snapshots.values(), key=lambda s: s.changes_position, default=None)
         own = snapshots.get(config.instance_id)
-        model = chosen.model if chosen is not None else build_model(config.model)
+        model = chosen.model if chosen is not None else build_model(config.model, config.hash_bits)
         for name, value in config.model.items():
             if settings_of(model)[name] != value:
                 raise ServiceStartError(

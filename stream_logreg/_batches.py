@@ -14,7 +14,7 @@ import numpy as np
 
 from stream_logreg import _dictstep
 from stream_logreg._checks import nonfinite_error
-from stream_logreg._space import FeatureSpace
+from stream_logreg._space import FeatureSpace, HashedSpace
 from stream_logreg._state import ModelState
 from stream_logreg.exceptions import MarginError
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 def learn_dicts(
-    space: FeatureSpace,
+    space: FeatureSpace | HashedSpace,
     state: ModelState,
     rule: Rule,
     xs: list[dict],
@@ -65,7 +65,7 @@ def learn_dicts(
 
 
 def learn_dense(
-    space: FeatureSpace,
+    space: FeatureSpace | HashedSpace,
     state: ModelState,
     rule: Rule,
     values: np.ndarray,
@@ -92,7 +92,7 @@ def learn_dense(
 
 
 def learn_sparse(
-    space: FeatureSpace,
+    space: FeatureSpace | HashedSpace,
     state: ModelState,
     rule: Rule,
     csr: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -102,31 +102,25 @@ def learn_sparse(
     row: Callable[[int], dict],
 ) -> np.ndarray:
     """Learn CSR arrays whose column j is the feature named j; only the columns that have
-    entries are registered, in column order."""
+    entries are registered, in column order. A row with a NaN or infinite value is named."""
     from stream_logreg import _kernel
 
     indptr, indices, data = csr
     n_before = len(space)
-    present = _kernel.present_columns(indices, n_columns)
-    touched = space.add_new(present.tolist())
-    if np.array_equal(touched, present):  # column j is the model's column j (hashed features, say)
-        columns = indices
-    else:
-        lookup = np.zeros(n_columns, dtype=np.int64)
-        lookup[present] = touched
-        columns = lookup[indices]  # the model's column of each entry
+    columns, touched = space.csr_columns(indices, n_columns)
     probas = np.empty(len(labels))
     bad_row = _run(_kernel.learn_csr, (indptr, columns, data, np.empty(0)), space, state, rule, touched, n_before,
                    labels, weights, probas)  # fmt: skip
     if bad_row >= 0:
-        raise MarginError(row(bad_row))
+        x = row(bad_row)
+        raise nonfinite_error(list(x), np.array(list(x.values())), bad_row) or MarginError(x)
     return probas
 
 
 def _run(
     driver: Callable[..., int],
     inputs: tuple[np.ndarray, ...],
-    space: FeatureSpace,
+    space: FeatureSpace | HashedSpace,
     state: ModelState,
     rule: Rule,
     touched: np.ndarray,
@@ -160,7 +154,7 @@ def learn_one_by_one(
     if predict is not None and any(list(p) != list(x) for p, x in zip(predict, xs, strict=True)):
         raise ValueError("each dict to predict from must have the keys of the one learned, in its order")
     space, state = model._space, model._state
-    saved = (dict(space.index), state.copy())
+    saved = (space.copy(), state.copy())
     probas = np.empty(len(xs))
     predict = xs if predict is None else predict
     try:
@@ -168,6 +162,6 @@ def learn_one_by_one(
             probas[i] = model.predict_proba_one(predict[i])[True]
             model.learn_one(x, label, weight)
     except BaseException:
-        space.index, model._state = saved
+        model._space, model._state = saved
         raise
     return probas

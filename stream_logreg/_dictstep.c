@@ -1,7 +1,8 @@
 /* Python dicts of features, walked in C: the margin, one step, and packing into CSR arrays.
  *
- * The model keeps its weights in a float64 array `coef` and a dict `index` from feature
- * name to column. numba cannot read Python dicts, and a pure-Python loop over a dict of
+ * The model keeps its weights in a float64 array `coef` and, in `index`, either a dict from
+ * feature name to column or, for a hashed model, the number of buckets n: its features are
+ * the ints 0 to n - 1 and feature j is column j (no dict, nothing registered). numba cannot read Python dicts, and a pure-Python loop over a dict of
  * features costs more than river's own step, so this small module walks the dicts in C.
  * It does no learning arithmetic of its own: `step` hands the row, in x's key order, to the
  * compiled row of _kernel.py through its C entry point, so learn_one and the batch
@@ -12,8 +13,8 @@
  *   float64 array [intercept, L1 total], updated in place once the step succeeded.
  *   Checks all of x before it changes anything; registers new names in index (their
  *   weight starts at 0) once the step succeeded; raises MarginError if the margin is not
- *   finite. coef must have room for len(index) + len(x) columns; address and params come
- *   from _kernel.one_step_address and _kernel.flat_params.
+ *   finite. coef must have room for len(index) + len(x) columns (a hashed model's n);
+ *   address and params come from _kernel.one_step_address and _kernel.flat_params.
  * count(xs) -> the number of features in a list of dicts (what pack's arrays must hold).
  * pack(index, xs, indptr, indices, data) -> None: fills CSR arrays (sized by the caller)
  *   from a list of dicts, registering new names; the caller undoes them if it raises.
@@ -63,11 +64,37 @@ static int read_value(PyObject *key, PyObject *value, double *out) {
     return 0;
 }
 
+/* The number of buckets of a hashed model's index, or 0 for a dict of names. */
+static Py_ssize_t n_buckets(PyObject *index) {
+    return PyLong_CheckExact(index) ? PyLong_AsSsize_t(index) : 0;
+}
+
 /* The column of key in index, or -1 if absent; -2 with an exception on error. */
 static Py_ssize_t column_of(PyObject *index, PyObject *key) {
-    PyObject *col = PyDict_GetItemWithError(index, key);
+    PyObject *col;
+    Py_ssize_t n = n_buckets(index), bucket;
+    if (n > 0) {
+        bucket = PyLong_CheckExact(key) ? PyLong_AsSsize_t(key) : -1;
+        if (bucket == -1 && PyErr_Occurred()) PyErr_Clear();
+        if (bucket >= 0 && bucket < n) return bucket;
+        PyErr_Format(PyExc_ValueError,
+                     "feature %R is not a bucket of this hashed model, whose features are the ints "
+                     "0 to %zd (n_features=%zd); hash the features first, with "
+                     "stream_logreg.Features(hash_bits=...) or river's FeatureHasher(n_features=%zd)",
+                     key, n - 1, n, n);
+        return -2;
+    }
+    col = PyDict_GetItemWithError(index, key);
     if (col == NULL) return PyErr_Occurred() ? -2 : -1;
     return PyLong_AsSsize_t(col);
+}
+
+/* index: a dict, or a hashed model's number of buckets (> 0). */
+static int check_index(PyObject *index) {
+    if (PyDict_Check(index) || (PyLong_CheckExact(index) && n_buckets(index) > 0)) return 0;
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_TypeError, "index must be a dict of names or a number of buckets > 0");
+    return -1;
 }
 
 static Py_ssize_t add_column(PyObject *index, PyObject *key) {
@@ -129,8 +156,8 @@ static PyObject *margin(PyObject *self, PyObject *args) {
     Py_buffer coef;
     double intercept, z;
     int failed;
-    if (!PyArg_ParseTuple(args, "O!OO!d", &PyDict_Type, &index, &coef_obj, &PyDict_Type, &x,
-                          &intercept))
+    if (!PyArg_ParseTuple(args, "OOO!d", &index, &coef_obj, &PyDict_Type, &x, &intercept) ||
+        check_index(index) < 0)
         return NULL;
     if (get_buffer(coef_obj, &coef, "d", "coef", 1) < 0) return NULL;
     failed = compute_margin(index, coef.buf, x, intercept, &z);
@@ -156,9 +183,10 @@ static PyObject *step(PyObject *self, PyObject *args) {
     long long cols_stack[STACK_FEATURES], *cols = cols_stack;
     Py_ssize_t pos = 0, i = 0, n, n_before, n_new = 0, capacity, n_params, col;
     one_step_fn fn;
-    if (!PyArg_ParseTuple(args, "KO!OOO!ddO!OL", &address, &PyDict_Type, &index, &coef_obj,
-                          &slots_obj, &PyDict_Type, &x, &y, &sample_weight, &PyTuple_Type,
-                          &params_obj, &scalars_obj, &t))
+    if (!PyArg_ParseTuple(args, "KOOOO!ddO!OL", &address, &index, &coef_obj, &slots_obj,
+                          &PyDict_Type, &x, &y, &sample_weight, &PyTuple_Type, &params_obj,
+                          &scalars_obj, &t) ||
+        check_index(index) < 0)
         return NULL;
     n_params = PyTuple_GET_SIZE(params_obj);
     if (n_params > MAX_PARAMS) {
@@ -186,8 +214,8 @@ static PyObject *step(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "scalars must hold [intercept, L1 total]");
         goto done;
     }
-    n_before = PyDict_GET_SIZE(index);
-    if (capacity < n_before + n) {
+    n_before = PyDict_Check(index) ? PyDict_GET_SIZE(index) : n_buckets(index);
+    if (capacity < n_before + (PyDict_Check(index) ? n : 0)) {
         PyErr_SetString(PyExc_RuntimeError, "coef has no room for the new features");
         goto done;
     }
@@ -263,8 +291,9 @@ static PyObject *pack(PyObject *self, PyObject *args) {
     long long *indptr, *indices;
     double *data;
     Py_ssize_t row, pos, k, nnz = 0, col, capacity;
-    if (!PyArg_ParseTuple(args, "O!O!OOO", &PyDict_Type, &index, &PyList_Type, &xs, &indptr_obj,
-                          &indices_obj, &data_obj))
+    if (!PyArg_ParseTuple(args, "OO!OOO", &index, &PyList_Type, &xs, &indptr_obj, &indices_obj,
+                          &data_obj) ||
+        check_index(index) < 0)
         return NULL;
     if (get_buffer(indptr_obj, &indptr_view, "lq", "indptr", 0) < 0) return NULL;
     if (get_buffer(indices_obj, &indices_view, "lq", "indices", 0) < 0) {

@@ -24,7 +24,7 @@ from stream_logreg._checks import (
 )
 from stream_logreg._math import sigmoid
 from stream_logreg._persist import ModelFile
-from stream_logreg._space import FeatureSpace
+from stream_logreg._space import FeatureSpace, HashedSpace
 from stream_logreg._state import ModelState
 
 if TYPE_CHECKING:
@@ -74,6 +74,14 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         The loss gradient, times the sample weight, is clipped to [-clip_gradient, clip_gradient].
     initializer
         The initial weight of a new feature (``river.optim.initializers``); None means zeros.
+    n_features
+        Not river's: None (the default) learns features of any names, registered as they
+        come. An int n makes a hashed model: its features are the ints 0 to n - 1 (the
+        buckets of ``Features(hash_bits=B)`` with n = 2**B, or of river's
+        ``FeatureHasher(n_features=n)``), its weights and optimizer state are arrays of n
+        entries from the start, with no dict of names, so its memory is fixed whatever the
+        stream's cardinality; a CSR matrix's column j is feature j. ``weights`` then holds
+        the buckets whose weight is not 0.
 
     Examples
     --------
@@ -86,6 +94,16 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
     True
     >>> round(model.predict_proba_one({"a": 2.0})[True], 4)
     0.9971
+
+    A hashed model, on 2**20 buckets:
+
+    >>> from stream_logreg import Features
+    >>> features = Features("y", categorical=["country"], hash_bits=20)
+    >>> hashed = LogisticRegression(optim.AdaGrad(0.1), n_features=2**20)
+    >>> x, y = features.decode({"country": "DE", "price": 2.5, "y": 1})
+    >>> hashed.learn_one(x, y)
+    >>> len(hashed.weights), hashed._state.coef.shape
+    (2, (1048576,))
     """
 
     def __init__(
@@ -98,6 +116,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         intercept_lr: float | optim.base.Scheduler = 0.01,
         clip_gradient: float = 1e12,
         initializer: optim.base.Initializer | None = None,
+        n_features: int | None = None,
     ) -> None:
         check_instance("optimizer", optimizer, optim.base.Optimizer, "river.optim, such as optim.SGD(0.01)")
         check_instance("loss", loss, optim.losses.BinaryLoss, "river.optim.losses, such as optim.losses.Log()")
@@ -107,6 +126,11 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         check_rate("intercept_lr", intercept_lr, allow_zero=True)
         check_real("clip_gradient", clip_gradient, minimum=0.0, strict=True)
         check_instance("initializer", initializer, optim.base.Initializer, "river.optim.initializers")
+        if n_features is not None and not (type(n_features) is int and 1 <= n_features <= 2**31):
+            raise ValueError(
+                f"n_features={n_features!r} is not an int in [1, 2**31]: pass the hashed model's number "
+                "of buckets (2**hash_bits), or None for features of any names"
+            )
         rate = getattr(optimizer, "lr", None)
         if rate is not None and _spec.keeps_state_of(optimizer):  # others check (or ignore) their own
             rate = rate.learning_rate if isinstance(rate, optim.schedulers.Constant) else rate
@@ -126,8 +150,11 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         )
         self.clip_gradient = clip_gradient
         self.initializer = initializer if initializer else optim.initializers.Zeros()
-        self._space = FeatureSpace()
+        self.n_features = n_features
+        self._space: FeatureSpace | HashedSpace = FeatureSpace() if n_features is None else HashedSpace(n_features)
         self._state = ModelState(intercept_init, _spec.n_slots(self.optimizer, l1))
+        if n_features is not None:
+            self._state.reserve(n_features)
         self._one_step: tuple[int | None, tuple[float, ...]] | None = None
         self._y_name = None
 
@@ -143,7 +170,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
 
     @property
     def _mutable_attributes(self) -> set[str]:
-        return {"optimizer", "l2", "l1", "loss", "intercept_lr", "clip_gradient", "initializer"}
+        return {"optimizer", "l2", "l1", "loss", "intercept_lr", "clip_gradient", "initializer"}  # not n_features
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name in _STEP_PARTS:  # the step changes: look up its compiled form again
@@ -158,9 +185,14 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
 
     @property
     def weights(self) -> dict[Any, float]:
-        """A copy of the weights, one per feature name seen so far."""
+        """A copy of the weights, one per feature name seen so far (a hashed model's: one
+        per bucket whose weight is not 0)."""
+        coef = self._state.coef
+        if isinstance(self._space, HashedSpace):
+            columns = np.flatnonzero(coef[: len(self._space)])
+            return dict(zip(columns.tolist(), coef[columns].tolist(), strict=True))
         names = self._space.names()
-        return dict(zip(names, self._state.coef[: len(names)].tolist(), strict=True))
+        return dict(zip(names, coef[: len(names)].tolist(), strict=True))
 
     @property
     def intercept(self) -> float:
@@ -190,11 +222,11 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         if entry[0] is None:
             _exact.learn_one(self, x, label, weight)
             return
-        state, index = self._state, self._space.index
-        if len(index) + len(x) > len(state.coef):
-            state.reserve(len(index) + len(x))
+        state, space = self._state, self._space
+        if space.columns_needed(len(x)) > len(state.coef):
+            state.reserve(space.columns_needed(len(x)))
         try:
-            _dictstep.step(entry[0], index, state.coef, state.slots, x, label, weight, entry[1], state.scalars,
+            _dictstep.step(entry[0], space.index, state.coef, state.slots, x, label, weight, entry[1], state.scalars,
                            state.n_steps)  # fmt: skip
         except ValueError:
             if state.writeable():

@@ -13,40 +13,41 @@ from typing import Any, Self
 
 from stream_logreg import model_file
 from stream_logreg._checks import check_real
-from stream_logreg._space import FeatureSpace
+from stream_logreg._space import FeatureSpace, HashedSpace
 from stream_logreg._state import ModelState
 from stream_logreg.exceptions import ModelFileError
 
 MODEL_FORMAT = "stream_logreg.model"
+Space = FeatureSpace | HashedSpace
 MODEL_FORMAT_VERSION = 2  # 1: lr= in place of optimizer=, no optimizer state (still read)
 _L1_ROW = "cumulative_l1"
 
 
-def to_payload(params: Mapping[str, Any], space: FeatureSpace, state: ModelState) -> dict[str, Any]:
+def to_payload(params: Mapping[str, Any], space: Space, state: ModelState) -> dict[str, Any]:
     """The estimator's parameters, then its step count, intercept, weights and the
-    optimizer's state of each weight (in the weights' order)."""
-    names = _saveable(space.names())
-    header = _header(params, state)
-    rows = _slot_rows(params)
+    optimizer's state of each weight (in the weights' order; a hashed model's buckets whose
+    weight or state is not 0)."""
+    columns = space.stored_columns(state.coef, state.slots)
+    names = _names_of(space, columns)
     return {
-        **header,
-        "weights": [[name, value] for name, value in zip(names, state.coef.tolist(), strict=False)],
-        "slots": {row: state.slots[i, : len(names)].tolist() for i, row in enumerate(rows)},
+        **_header(params, state),
+        "weights": [[name, value] for name, value in zip(names, state.coef[columns].tolist(), strict=True)],
+        "slots": {row: state.slots[i, columns].tolist() for i, row in enumerate(_slot_rows(params))},
     }
 
 
-def to_parts(params: Mapping[str, Any], space: FeatureSpace, state: ModelState) -> tuple[dict[str, Any], Any]:
+def to_parts(params: Mapping[str, Any], space: Space, state: ModelState) -> tuple[dict[str, Any], Any]:
     """:func:`to_payload` as a JSON-ready header holding the names, and the weights then
     each row of the optimizer's state as one array (a compact form for large models: the
     Kafka state topic's)."""
     import numpy as np
 
-    header = {**_header(params, state), "names": _saveable(space.names())}
-    n = len(space)
-    return header, np.concatenate([state.coef[:n], state.slots[:, :n].ravel()])
+    columns = space.stored_columns(state.coef, state.slots)
+    header = {**_header(params, state), "names": _names_of(space, columns)}
+    return header, np.concatenate([state.coef[columns], state.slots[:, columns].ravel()])
 
 
-def restore_parts(header: Mapping[str, Any], values: Any, space: FeatureSpace, state: ModelState) -> None:
+def restore_parts(header: Mapping[str, Any], values: Any, space: Space, state: ModelState) -> None:
     """Fill a new model's empty space and state from :func:`to_parts`' output; raise
     KeyError, TypeError or ValueError on the first bad field."""
     import numpy as np
@@ -55,16 +56,21 @@ def restore_parts(header: Mapping[str, Any], values: Any, space: FeatureSpace, s
     if not isinstance(names, list) or len(values) != (1 + len(state.slots)) * len(names):
         count = len(names) if isinstance(names, list) else "?"
         raise ValueError(f"{len(values)} numbers for {count} names and {len(state.slots)} rows of optimizer state")
-    if any(type(name) not in (str, int) for name in names) or len(set(names)) != len(names):
-        raise TypeError("a feature name is not a str or int, or is repeated")
     if not np.isfinite(values).all():
         raise ValueError("a weight or an optimizer state is not a finite number")
     restore({**header, "weights": [], "slots": {}}, space, state)
+    columns = space.restore_columns(names)
     n = len(names)
-    state.reserve(n)
-    state.coef[:n] = values[:n]
-    state.slots[:, :n] = np.reshape(values[n:], (len(state.slots), n))
-    space.index.update(zip(names, range(n), strict=True))
+    state.reserve(len(space))
+    state.coef[columns] = values[:n]
+    state.slots[:, columns] = np.reshape(values[n:], (len(state.slots), n))
+
+
+def _names_of(space: Space, columns: Any) -> list[Any]:
+    """The names of the columns, checked to be str or int (the only ones a file holds)."""
+    names = space.names()
+    names = [names[c] for c in columns.tolist()] if len(columns) != len(names) else list(names)
+    return _saveable(names)
 
 
 def _saveable(names: list[Any]) -> list[Any]:
@@ -101,7 +107,7 @@ def params_from_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _param_from_json(name, value) for name, value in params.items()}
 
 
-def restore(payload: Mapping[str, Any], space: FeatureSpace, state: ModelState) -> None:
+def restore(payload: Mapping[str, Any], space: Space, state: ModelState) -> None:
     """Fill a new model's empty space and state from :func:`to_payload`'s output; raise
     KeyError, TypeError or ValueError on the first bad field."""
     n_steps = payload["n_steps"]
@@ -110,27 +116,26 @@ def restore(payload: Mapping[str, Any], space: FeatureSpace, state: ModelState) 
     state.n_steps = n_steps
     state.intercept = _finite_float("intercept", payload["intercept"])
     state.l1_total = _finite_float("l1_total", payload.get("l1_total", 0.0))
-    pairs, index = payload["weights"], space.index
-    state.reserve(len(pairs))
-    for name, value in pairs:
-        if type(name) not in (str, int) or name in index:
-            raise TypeError(f"feature name {name!r} is not a str or int, or is repeated")
-        state.coef[len(index)] = _finite_float(f"weight {name!r}", value)
-        index[name] = len(index)
+    pairs = payload["weights"]
+    if not isinstance(pairs, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+        raise TypeError("weights must be a list of [name, weight] pairs")
+    columns = space.restore_columns([name for name, _ in pairs])
+    state.reserve(len(space))
+    state.coef[columns] = [_finite_float(f"weight {name!r}", value) for name, value in pairs]
     slots = payload.get("slots", {})
     if pairs and len(slots) != len(state.slots):
         raise ValueError(f"{len(slots)} rows of optimizer state, the optimizer keeps {len(state.slots)}")
     for row, values in enumerate(slots.values()):
         if not isinstance(values, list) or len(values) != len(pairs):
             raise ValueError(f"a row of optimizer state has {len(values)} values for {len(pairs)} weights")
-        state.slots[row, : len(pairs)] = [_finite_float("an optimizer state", value) for value in values]
+        state.slots[row, columns] = [_finite_float("an optimizer state", value) for value in values]
 
 
 class ModelFile:
     """Saving and loading, for a model with ``_space``, ``_state`` and a constructor whose
     parameters are its attributes (river's convention)."""
 
-    _space: FeatureSpace
+    _space: Space
     _state: ModelState
 
     def save(self, path: str | Path, progress: dict[str, Any] | None = None) -> None:
@@ -210,7 +215,7 @@ def _finite_float(what: str, value: Any) -> float:
 def _param_to_json(name: str, value: Any) -> Any:
     """A constructor parameter's file form: a number, or a river object as its name and
     parameters."""
-    if isinstance(value, numbers.Real):
+    if isinstance(value, numbers.Real) or (name == "n_features" and value is None):
         return value
     from river import optim
 

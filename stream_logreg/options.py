@@ -127,11 +127,14 @@ def resolved(settings: Mapping[str, Any]) -> dict[str, Any]:
     return values
 
 
-def build_model(settings: Mapping[str, Any]) -> Any:
-    """The LogisticRegression the settings describe (missing ones: their defaults).
+def build_model(settings: Mapping[str, Any], hash_bits: int | None = None) -> Any:
+    """The LogisticRegression the settings describe (missing ones: their defaults); with
+    ``hash_bits`` B, a hashed model of 2**B buckets (fixed memory).
 
     >>> build_model({"optimizer": "ftrl", "lr": 0.1}).optimizer.alpha
     0.1
+    >>> build_model({}, hash_bits=18).n_features
+    262144
     """
     from river import optim
 
@@ -140,7 +143,9 @@ def build_model(settings: Mapping[str, Any]) -> Any:
     values = resolved(settings)
     cls, rate = OPTIMIZERS[values["optimizer"]]
     optimizer = getattr(optim, cls)(**{rate: values["lr"]})
-    return LogisticRegression(optimizer, l2=values["l2"], l1=values["l1"], intercept_lr=values["intercept_lr"])
+    n_features = None if hash_bits is None else 2**hash_bits
+    return LogisticRegression(optimizer, l2=values["l2"], l1=values["l1"], intercept_lr=values["intercept_lr"],
+                              n_features=n_features)  # fmt: skip
 
 
 def settings_of(model: Any) -> dict[str, Any]:

@@ -176,7 +176,7 @@ def _resumed(args: argparse.Namespace, source: Source) -> Run:
 
 def _fresh(args: argparse.Namespace, source: Source, target: str) -> Run:
     try:
-        model = build_model(model_params(args))
+        model = build_model(model_params(args), args.hash_bits)
         metrics = ProgressiveMetrics(window=args.window or 1000, every=args.every or 1000)
     except (TypeError, ValueError) as e:
         raise UsageError(str(e)) from None

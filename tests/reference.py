@@ -131,3 +131,14 @@ def reference_dense(X, y, w, cols, coef, state, *rates_and_probas):
     indptr = np.arange(0, n * d + 1, d)
     indices = np.tile(np.asarray(cols), n)
     return reference_csr(indptr, indices, np.ravel(X), y, w, coef, state, *rates_and_probas)
+
+
+def assert_same_model(got, want) -> None:
+    """The two stream_logreg models hold the same state, bit for bit: the same kind of space
+    and names, every weight and optimizer state (zeros included), intercept, step count
+    and L1 total."""
+    n = len(want._space)
+    assert type(got._space) is type(want._space) and list(got._space.names()) == list(want._space.names())
+    assert np.array_equal(got._state.coef[:n], want._state.coef[:n])
+    assert np.array_equal(got._state.slots[:, :n], want._state.slots[:, :n])
+    assert (got.intercept, got.n_steps, got._state.l1_total) == (want.intercept, want.n_steps, want._state.l1_total)
