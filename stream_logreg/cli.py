@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from stream_logreg.exceptions import UsageError
+from stream_logreg.exceptions import DataFileError, SchemaError, UsageError
 from stream_logreg.features import Features
 from stream_logreg.options import (
     ShowDefaults,
@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                "(default: none, read the checkpoint folder)")  # fmt: skip
     inspect.add_argument("--bootstrap-servers", default="127.0.0.1:9092", help="the broker holding --state-topic")
     inspect.add_argument("--top", type=int, default=10, help="how many of the largest weights to show")
+    inspect.add_argument("--names-from", metavar="FILE",
+                         help="a hashed model's weights are buckets: name them by the features of this file's "
+                              "records (CSV, JSON lines, Parquet), besides the scaler's")  # fmt: skip
 
     produce = command("produce", help="send each row of a file or bundled data set to a topic as JSON")
     produce.add_argument("path", nargs="?", help="a .csv, .jsonl or .parquet file (optionally .gz, .bz2, .zst)")
@@ -169,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_demo(args.dataset, args.rate, args.records, args.keep_broker, args.out)
         if args.command == "inspect":
             if args.state_topic:
-                return run_inspect_state_topic(args.bootstrap_servers, args.state_topic, args.top)
-            return run_inspect(args.checkpoint_dir, args.top)
+                return run_inspect_state_topic(args.bootstrap_servers, args.state_topic, args.top, args.names_from)
+            return run_inspect(args.checkpoint_dir, args.top, args.names_from)
         if args.command == "broker":
             return run_broker(args.port, args.data_dir)
         if args.command == "produce":
@@ -252,7 +255,7 @@ def run_consume(args: argparse.Namespace) -> int:
     return status
 
 
-def run_inspect(folder: str | None, top: int) -> int:
+def run_inspect(folder: str | None, top: int, names_from: str | None = None) -> int:
     from consumers.checkpoints import CheckpointStore
 
     if folder is None:
@@ -265,11 +268,11 @@ def run_inspect(folder: str | None, top: int) -> int:
     if checkpoint is None:
         raise UsageError(f"{folder} holds no valid checkpoint")
     print(f"checkpoint        {checkpoint.path} (version {checkpoint.version})")
-    print_state(checkpoint.progress, checkpoint.model, top)
+    print_state(checkpoint.progress, checkpoint.model, top, names_from)
     return 0
 
 
-def run_inspect_state_topic(bootstrap_servers: str, topic: str, top: int) -> int:
+def run_inspect_state_topic(bootstrap_servers: str, topic: str, top: int, names_from: str | None = None) -> int:
     from kafka.errors import KafkaError
 
     from consumers.state_topic import KafkaStateStore
@@ -290,12 +293,12 @@ def run_inspect_state_topic(bootstrap_servers: str, topic: str, top: int) -> int
         shown = ", ".join(f"{author} {seq}" for author, seq in sorted(snapshot.clock.items())) or "none"
         print(f"instance          {instance} (version {snapshot.version}, {snapshot.parts} parts)")
         print(f"changes held      {shown}; the changes topic read to {snapshot.changes_position:,}")
-        print_state(snapshot.progress, snapshot.model, top)
+        print_state(snapshot.progress, snapshot.model, top, names_from)
         print()
     return 0
 
 
-def print_state(progress: dict[str, Any], model: LogisticRegression, top: int) -> None:
+def print_state(progress: dict[str, Any], model: LogisticRegression, top: int, names_from: str | None = None) -> None:
     """A checkpoint's or a snapshot's counters, metrics, model flags and largest weights."""
     metrics, counters = progress["metrics"], progress["counters"]
     print(f"records learned   {counters['learned']:,} (consumed {counters['consumed']:,}, "
@@ -309,9 +312,41 @@ def print_state(progress: dict[str, Any], model: LogisticRegression, top: int) -
     print_features(progress.get("features"))
     print(f"intercept         {model.intercept:+.6g}")
     weights = sorted(model.weights.items(), key=lambda item: -abs(item[1]))[:top]
-    print(f"top {len(weights)} weights by size:")
-    for name, weight in weights:
-        print(f"  {weight:>+14.6g}  {name}")
+    if model.n_features is None:
+        print(f"top {len(weights)} weights by size:")
+        for name, weight in weights:
+            print(f"  {weight:>+14.6g}  {name}")
+        return
+    known = bucket_names(progress.get("features"), names_from)
+    source = f"the scaler's and {names_from}'s" if names_from else "the scaler's; --names-from FILE names more"
+    print(f"top {len(weights)} weights by size, of {model.n_features:,} buckets, with the names known to fall in "
+          f"each ({source}):")  # fmt: skip
+    for bucket, weight in weights:
+        names = known.get(bucket, ["?"])
+        shown = " | ".join(names[:3]) + (f" | ... ({len(names) - 3} more)" if len(names) > 3 else "")
+        print(f"  {weight:>+14.6g}  bucket {bucket:<9} {shown}")
+
+
+def bucket_names(features: dict[str, Any] | None, names_from: str | None) -> dict[Any, list[str]]:
+    """The names known to fall in each bucket of a hashed model: those the scaler keeps
+    statistics of, and the features of the records of ``names_from``."""
+    from stream_logreg.sources import read_rows
+
+    if not features:
+        return {}
+    settings = {name: value for name, value in features["settings"].items() if name != "scale"}
+    featurizer = Features(**settings)
+    names = dict.fromkeys((features.get("scaler") or {}).get("stats") or {})
+    if names_from:
+        if not Path(names_from).is_file():
+            raise UsageError(f"--names-from {names_from} is not a file; pass a CSV, JSON lines or Parquet file")
+        try:
+            for row in read_rows(names_from):
+                with contextlib.suppress(SchemaError):  # a record the featurizer refuses names nothing
+                    names.update(dict.fromkeys(featurizer.names_in(row.record or {})))
+        except DataFileError as e:
+            raise UsageError(f"--names-from: {e}") from None
+    return featurizer.buckets(names)
 
 
 def print_features(features: dict[str, Any] | None) -> None:

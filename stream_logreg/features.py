@@ -179,6 +179,24 @@ class Features:
         y, numeric = self._label(record), list[str]()
         return self._named(record, numeric), y, numeric
 
+    def names_in(self, record: Mapping[str, Any]) -> list[str]:
+        """The names of a record's features before hashing (no label needed); SchemaError
+        as :meth:`decode` raises it."""
+        return list(self._named({self.target: 0, **record}, None))
+
+    def buckets(self, names: Iterable[str]) -> dict[Hashable, list[str]]:
+        """The names that fall in each bucket: a hashed model's weights named again, where
+        the names are known.
+
+        >>> Features("y", hash_bits=4).buckets(["a", "b", "a"])
+        {14: ['a'], 13: ['b']}
+        """
+        found: dict[Hashable, list[str]] = {}
+        for name in dict.fromkeys(names):
+            ((bucket, _),) = self.hash({name: 1.0}).items()
+            found.setdefault(bucket, []).append(name)
+        return found
+
     def _label(self, record: Mapping[str, Any]) -> bool:
         if self.target not in record:
             raise SchemaError(f"the label field {self.target!r} is missing; every record needs one")

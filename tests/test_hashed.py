@@ -3,6 +3,7 @@ are arrays of n entries from the start and feature j is column j. It must learn 
 a model of named features learns on the same buckets, keep its memory whatever the stream's
 cardinality, save only what is not zero, and refuse what is not a bucket."""
 
+import json
 import math
 import random
 import warnings
@@ -198,3 +199,47 @@ def test_hashed_instances_exchange_only_the_buckets_they_changed_and_end_with_on
         assert np.abs(model._state.coef - summed[0]).max() <= 1e-12
         assert np.abs(model._state.slots[0] - summed[1]).max() <= 1e-12
         assert model.n_steps == 600
+
+
+def test_inspect_names_a_hashed_models_buckets_by_the_scalers_names_and_a_files_records(tmp_path, capsys):
+    from river.preprocessing import FeatureHasher
+
+    from consumers.checkpoints import CheckpointStore
+    from stream_logreg.cli import main
+    from stream_logreg.evaluate import ProgressiveMetrics
+    from stream_logreg.scaling import Scaler
+
+    rng = random.Random(9)
+    records = [{"country": rng.choice(["DE", "FR", "US"]), "device": {"os": rng.choice(["ios", "android"])},
+                "price": rng.uniform(1, 500), "clicked": rng.random() < 0.3} for _ in range(400)]  # fmt: skip
+    features = Features("clicked", categorical="auto", hash_bits=12, hash_seed=2)
+    model, scaler = LogisticRegression(optim.AdaGrad(0.1), n_features=2**12), Scaler()
+    for record in records:
+        x, y, numeric = features.named(record)
+        _, after, _ = scaler.step(x, numeric)
+        model.learn_one(features.hash(after), y)
+    counters = {"consumed": 400, "learned": 400, "dead_lettered": 0, "by_partition": {}}
+    progress = {"instance": "i", "topic": "t", "offsets": {}, "metrics": ProgressiveMetrics().to_state(),
+                "counters": counters, "features": {"settings": {**features.settings(), "scale": "all"},
+                                                   "scaler": scaler.to_state()}}  # fmt: skip
+    CheckpointStore(tmp_path / "c").write(model, progress)
+    path = tmp_path / "records.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records) + '{"country": {"a": {"b": {"c": {}}}}}\n')
+    river_hasher = FeatureHasher(n_features=2**12, seed=2)  # the reference for which bucket a name falls in
+    names = ["price", "country=DE", "country=FR", "country=US", "device.os=ios", "device.os=android"]
+    where = {name: next(iter(river_hasher.transform_one({name.split("=")[0]: name.split("=")[1]} if "=" in name
+                                                        else {name: 1.0}))) for name in names}  # fmt: skip
+
+    def shown() -> dict[int, str]:
+        assert main(["inspect", str(tmp_path / "c"), "--top", "20", *flags]) == 0
+        lines = [line.split(None, 3) for line in capsys.readouterr().out.splitlines() if "  bucket " in line]
+        assert len(lines) == len(model.weights) == 6  # six features and nothing else
+        return {int(bucket): label for _, _, bucket, label in lines}
+
+    flags: list[str] = []
+    assert shown() == {bucket: "price" if bucket == where["price"] else "?" for bucket in model.weights}
+    flags = ["--names-from", str(path)]  # the last line is too deep: it names nothing
+    assert shown() == {bucket: name for name, bucket in where.items()}
+    flags = ["--names-from", str(tmp_path / "missing.csv")]
+    assert main(["inspect", str(tmp_path / "c"), *flags]) == 2
+    assert "--names-from" in capsys.readouterr().err
