@@ -74,6 +74,10 @@ def main() -> None:
     print(f"\nevents / numbers: {best['events'] / best['numbers']:.2f}")
     print("resident memory of the events service (MB) at each checkpoint: "
           + ", ".join(f"{n:,}: {mb:.1f}" for n, mb in sorted(memory.items())))  # fmt: skip
+    after = sorted(n for n in memory if n >= 1_000_000)
+    if len(after) > 1:
+        growth = memory[after[-1]] - memory[after[0]]
+        print(f"growth from {after[0]:,} to {after[-1]:,} records: {growth:+.1f} MB")
 
 
 if __name__ == "__main__":
