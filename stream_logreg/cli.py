@@ -74,6 +74,31 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("--window", type=int, help="records in the rolling window (default: 1000)")
     replay.add_argument("--on-error", choices=("skip", "fail"), default="skip", help="what a malformed row does")
     replay.add_argument("--max-records", type=int, help="stop after this many rows (default: all; --save can resume)")
+    replay.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="the labels come later, in this file (with --join-key, "
+        "--label-timeout): each event is predicted on arrival, learned when its label comes",
+    )
+    replay.add_argument("--join-key", metavar="FIELD", help="with --labels: the field joining a label to its event")
+    replay.add_argument(
+        "--label-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --labels: how long an event waits for its label, and a label for its event",
+    )
+    replay.add_argument(
+        "--on-timeout",
+        choices=("drop", "negative"),
+        default="drop",
+        help="with --labels: an event not labelled in time is dropped, or learned as a negative",
+    )
+    replay.add_argument(
+        "--timestamp",
+        default="timestamp",
+        metavar="FIELD",
+        help="with --labels: the time field of both files, seconds or ISO 8601 (default: timestamp)",
+    )
 
     broker = command("broker", help="run a local Kafka broker in the foreground (needs Java and Maven)")
     broker.add_argument("--port", type=int, help="client port (default: a free one)")

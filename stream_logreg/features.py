@@ -179,10 +179,15 @@ class Features:
         y, numeric = self._label(record), list[str]()
         return self._named(record, numeric), y, numeric
 
+    def unlabelled(self, record: Mapping[str, Any]) -> dict[Hashable, float]:
+        """The features of a record that carries no label (an event whose label comes later);
+        SchemaError as :meth:`decode` raises it."""
+        return self.hash(self._named({**record, self.target: 0}, None))
+
     def names_in(self, record: Mapping[str, Any]) -> list[str]:
         """The names of a record's features before hashing (no label needed); SchemaError
         as :meth:`decode` raises it."""
-        return list(self._named({self.target: 0, **record}, None))
+        return list(self._named({**record, self.target: 0}, None))
 
     def buckets(self, names: Iterable[str]) -> dict[Hashable, list[str]]:
         """The names that fall in each bucket: a hashed model's weights named again, where

@@ -277,6 +277,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    if getattr(args, "labels", None):
+        from stream_logreg.delayed_replay import run_delayed_replay
+
+        return run_delayed_replay(args)
     if (args.path is None) == (args.dataset is None):
         raise UsageError("give either a PATH or --dataset (one of them)")
     if args.resume:  # the target defaults to the saved one

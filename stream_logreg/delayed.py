@@ -1,0 +1,168 @@
+"""Labels that arrive later: each event is predicted when it arrives and waits for its label;
+when the label comes, the event's features (as they were at prediction time) are learned
+with it, one step, and the prediction made at event time is scored (delayed progressive
+validation, as river's ``progressive_val_score(delay=...)`` scores).
+
+:class:`LabelJoin` does no I/O and keeps no model: whoever reads the events and the labels
+(the file replay, the service) feeds it both, and the passing of time, in time order, and
+learns the pairs it hands back. An event whose label has not come ``timeout`` seconds after
+it is dropped or handed back as a negative (``on_timeout``); a label whose event has not come
+within ``timeout`` seconds (it came first, its event is unknown, or its event expired) is
+handed back as unmatched. A record at exactly ``timeout`` seconds is still in time.
+
+>>> join = LabelJoin(timeout=10.0, on_timeout="negative")
+>>> join.event("a", {"x": 1.0}, proba=0.7, time=0.0)
+>>> join.event("b", {"x": 2.0}, proba=0.4, time=1.0)
+>>> join.label("a", True, time=4.0)
+Pair(key='a', x={'x': 1.0}, y=True, proba=0.7)
+>>> join.advance(12.0)  # b's 10 seconds are over: learned as a negative
+([Pair(key='b', x={'x': 2.0}, y=False, proba=0.4)], [])
+>>> join.counts()["joined"], join.counts()["events_expired"]
+(1, 1)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable
+from typing import Any, Literal, NamedTuple
+
+__all__ = ["DelayHistogram", "LabelJoin", "Pair"]
+
+
+class Pair(NamedTuple):
+    """An event's features and its label, to learn, and the probability predicted at event
+    time, to score."""
+
+    key: Hashable
+    x: dict
+    y: bool
+    proba: float
+
+
+class DelayHistogram:
+    """Label delays (seconds) in buckets 1% wide, from 1 ms to about 11 days and one bucket
+    for each side beyond: fixed memory whatever the stream; percentiles within 1%.
+
+    >>> h = DelayHistogram()
+    >>> for d in [1.0, 2.0, 3.0, 4.0]:
+    ...     h.add(d)
+    >>> round(h.percentile(50), 2), round(h.percentile(100), 2)
+    (2.0, 4.0)
+    """
+
+    LOW, RATIO, N = 1e-3, 1.01, 1852  # 1e-3 * 1.01**1852 = 1e5 s
+
+    def __init__(self) -> None:
+        self.counts = [0] * (self.N + 2)
+        self.n = 0
+
+    def add(self, delay: float) -> None:
+        """Count one delay (a negative one, a label before its event, counts as 0)."""
+        bucket = 0
+        if delay >= self.LOW:
+            bucket = min(int(math.log(delay / self.LOW) / math.log(self.RATIO)) + 1, self.N + 1)
+        self.counts[bucket] += 1
+        self.n += 1
+
+    def percentile(self, q: float) -> float:
+        """The delay below which q% of them fall (the upper edge of its bucket, rounded to
+        the 1%); NaN when there is none."""
+        if self.n == 0:
+            return math.nan
+        rank, seen = max(math.ceil(self.n * q / 100.0), 1), 0
+        for bucket, count in enumerate(self.counts):
+            seen += count
+            if seen >= rank:
+                return 0.0 if bucket == 0 else self.LOW * self.RATIO ** min(bucket, self.N)
+        return math.inf  # unreachable: the counts add up to n
+
+
+class LabelJoin:
+    """The events waiting for their labels and the labels waiting for their events, both
+    for at most ``timeout`` seconds, keyed by the join key; fed in time order.
+
+    Memory: what arrives within one timeout window (the events' features, the early labels).
+    """
+
+    def __init__(self, timeout: float, on_timeout: Literal["drop", "negative"] = "drop") -> None:
+        if not (isinstance(timeout, (int, float)) and timeout >= 0 and math.isfinite(timeout)):
+            raise ValueError(f"the label timeout must be a number of seconds >= 0, got {timeout!r}")
+        if on_timeout not in ("drop", "negative"):
+            raise ValueError(f"on_timeout must be 'drop' or 'negative', got {on_timeout!r}")
+        self.timeout, self.on_timeout = float(timeout), on_timeout
+        self.events: dict[Hashable, tuple[dict, float, float]] = {}  # key -> (x, proba, time), oldest first
+        self.labels: dict[Hashable, tuple[bool, float, Any]] = {}  # key -> (y, time, where), oldest first
+        self.delays = DelayHistogram()
+        self.joined = self.events_expired = self.labels_unmatched = self.duplicates = 0
+        self.now = -math.inf
+
+    def advance(self, now: float) -> tuple[list[Pair], list[tuple[Hashable, Any]]]:
+        """Time is ``now``: return the events whose timeout passed, to learn as negatives
+        (with ``on_timeout="negative"``; none when dropping), and the labels that waited in
+        vain (their key and where they came from)."""
+        self.now = max(self.now, now)
+        negatives: list[Pair] = []
+        unmatched: list[tuple[Hashable, Any]] = []
+        while self.events:
+            key, (x, proba, time) = next(iter(self.events.items()))
+            if time + self.timeout >= now:
+                break
+            del self.events[key]
+            self.events_expired += 1
+            if self.on_timeout == "negative":
+                negatives.append(Pair(key, x, False, proba))
+        while self.labels:
+            key, (_, time, where) = next(iter(self.labels.items()))
+            if time + self.timeout >= now:
+                break
+            del self.labels[key]
+            self.labels_unmatched += 1
+            unmatched.append((key, where))
+        return negatives, unmatched
+
+    def event(self, key: Hashable, x: dict, proba: float, time: float) -> Pair | None:
+        """An event predicted ``proba`` at ``time``: the pair to learn at once if its label
+        came first, else None (it waits). ValueError if an event of that key waits already."""
+        if key in self.events:
+            self.duplicates += 1
+            raise ValueError(f"an event with the join key {key!r} is waiting for its label already; join keys "
+                             "must be unique within the label timeout")  # fmt: skip
+        early = self.labels.pop(key, None)
+        if early is not None:
+            self.joined += 1
+            self.delays.add(early[1] - time)
+            return Pair(key, x, early[0], proba)
+        self.events[key] = (x, proba, time)
+        return None
+
+    def label(self, key: Hashable, y: bool, time: float, where: Any = None) -> Pair | None:
+        """A label at ``time`` (from ``where``: a line, an offset): the pair to learn if its
+        event waits, else None (it waits for its event). ValueError if a label of that key
+        waits already."""
+        waiting = self.events.pop(key, None)
+        if waiting is not None:
+            x, proba, event_time = waiting
+            self.joined += 1
+            self.delays.add(time - event_time)
+            return Pair(key, x, y, proba)
+        if key in self.labels:
+            self.duplicates += 1
+            raise ValueError(f"a label with the join key {key!r} is waiting for its event already")
+        self.labels[key] = (y, time, where)
+        return None
+
+    def counts(self) -> dict[str, Any]:
+        """The join's figures: pairs joined, events expired, labels unmatched, records
+        refused as duplicates, events and labels waiting now, label delay percentiles (s)."""
+        return {
+            "joined": self.joined,
+            "events_expired": self.events_expired,
+            "labels_unmatched": self.labels_unmatched,
+            "duplicates": self.duplicates,
+            "events_waiting": len(self.events),
+            "labels_waiting": len(self.labels),
+            "delay_p50": self.delays.percentile(50),
+            "delay_p90": self.delays.percentile(90),
+            "delay_p99": self.delays.percentile(99),
+        }

@@ -1,0 +1,180 @@
+"""Labels that arrive later (``replay --labels``): each event predicted on arrival, learned
+when its label comes, scored with the prediction made at event time. Checked against river's
+``progressive_val_score(delay=...)`` and against a plain in-memory pass."""
+
+import csv
+import json
+import math
+import random
+
+import pytest
+from river import datasets, evaluate, metrics, optim
+from river import linear_model as river_linear
+
+from stream_logreg import LogisticRegression
+from stream_logreg.cli import main
+from stream_logreg.delayed import DelayHistogram, LabelJoin
+
+from reference import assert_same_model
+
+
+def write_jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+@pytest.mark.parametrize("delay", [1, 25, 400])
+def test_labels_delayed_by_a_fixed_number_of_events_score_as_rivers_progressive_val_score(tmp_path, capsys, delay):
+    data = list(datasets.Phishing())
+    events = [{"id": f"e{i}", "timestamp": i, **x} for i, (x, _) in enumerate(data)]
+    labels = [{"id": f"e{i}", "timestamp": i + delay, "label": y} for i, (_, y) in enumerate(data)]
+    write_jsonl(tmp_path / "events.jsonl", events)
+    write_jsonl(tmp_path / "labels.jsonl", sorted(labels, key=lambda r: r["timestamp"]))
+    saved, report = tmp_path / "m.json", tmp_path / "r.json"
+    flags = ["--labels", str(tmp_path / "labels.jsonl"), "--join-key", "id", "--label-timeout", "1e9",
+             "--target", "label", "--lr", "0.1", "--save", str(saved), "--report", str(report)]  # fmt: skip
+    assert main(["replay", str(tmp_path / "events.jsonl"), *flags]) == 0
+    out = capsys.readouterr().out
+    assert f"labels joined    {len(data):,}" in out
+    river_model = river_linear.LogisticRegression(optim.SGD(0.1))
+    log_loss = metrics.LogLoss()
+    accuracy = metrics.Accuracy()
+    evaluate.progressive_val_score(datasets.Phishing(), river_model, log_loss + accuracy, delay=delay)
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["records_learned"] == len(data) and summary["join"]["joined"] == len(data)
+    assert abs(summary["log_loss"] - log_loss.get()) <= 1e-12
+    assert abs(summary["accuracy"] - accuracy.get()) <= 1e-12
+    model = LogisticRegression.load(saved)
+    assert max(abs(river_model.weights[k] - w) for k, w in model.weights.items()) <= 1e-12
+    assert sorted(model.weights) == sorted(river_model.weights)
+    assert summary["join"]["delay_p50"] == pytest.approx(delay, rel=0.01)
+
+
+def plain_pass(events, labels, timeout, on_timeout):
+    """The reference: every record in time order (a label first at one moment), the expiries
+    checked before each, written out plainly; returns the model, the (proba, y) scored in
+    order and the counts."""
+    model = LogisticRegression(optim.AdaGrad(0.2))
+    happenings = sorted([(e["timestamp"], 1, k, e) for k, e in enumerate(events)]
+                        + [(label["timestamp"], 0, k, label) for k, label in enumerate(labels)])  # fmt: skip
+    waiting_events: dict = {}
+    waiting_labels: dict = {}
+    scored, counts = [], {"joined": 0, "expired": 0, "unmatched": 0}
+
+    def features(event):
+        return {k: float(v) for k, v in event.items() if k not in ("id", "timestamp")}
+
+    for moment, kind, _, record in happenings:
+        for key, (x, p, t) in list(waiting_events.items()):
+            if t + timeout < moment:
+                del waiting_events[key]
+                counts["expired"] += 1
+                if on_timeout == "negative":
+                    model.learn_one(x, False)
+                    scored.append((p, False))
+        for key, (_, t) in list(waiting_labels.items()):
+            if t + timeout < moment:
+                del waiting_labels[key]
+                counts["unmatched"] += 1
+        key = str(record["id"])
+        if kind == 1:
+            x = features(record)
+            p = model.predict_proba_one(x)[True]
+            if key in waiting_labels:
+                y, _ = waiting_labels.pop(key)
+                model.learn_one(x, y)
+                scored.append((p, y))
+                counts["joined"] += 1
+            else:
+                waiting_events[key] = (x, p, moment)
+        elif key in waiting_events:
+            x, p, _ = waiting_events.pop(key)
+            model.learn_one(x, record["clicked"])
+            scored.append((p, record["clicked"]))
+            counts["joined"] += 1
+        else:
+            waiting_labels[key] = (record["clicked"], moment)
+    return model, scored, counts
+
+
+@pytest.mark.parametrize("on_timeout", ["drop", "negative"])
+def test_random_delays_out_of_order_labels_and_missing_ones_give_a_plain_passs_model(tmp_path, capsys, on_timeout):
+    rng = random.Random(11)
+    events, labels = [], []
+    for i in range(3000):
+        moment = i * 0.5
+        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
+        events.append({"id": i, "timestamp": moment, **x})
+        clicked = rng.random() < 1 / (1 + math.exp(-(x["a"] - x["b"])))
+        draw = rng.random()
+        if draw < 0.15:
+            continue  # never labelled
+        delay = -0.25 if draw < 0.2 else rng.expovariate(1 / 20.0)  # some come before their event
+        labels.append({"id": i, "timestamp": moment + delay, "clicked": clicked})
+    labels += [{"id": 10**6 + k, "timestamp": k * 7.0, "clicked": True} for k in range(20)]  # no such event
+    labels.sort(key=lambda r: r["timestamp"])
+    with (tmp_path / "events.csv").open("w", newline="") as f:  # a CSV and a JSON file join on "17" == 17
+        writer = csv.DictWriter(f, ["id", "timestamp", "a", "b"])
+        writer.writeheader()
+        writer.writerows(events)
+    write_jsonl(tmp_path / "labels.jsonl", labels)
+    saved, report = tmp_path / "m.json", tmp_path / "r.json"
+    flags = ["--labels", str(tmp_path / "labels.jsonl"), "--join-key", "id", "--label-timeout", "60",
+             "--on-timeout", on_timeout, "--target", "clicked", "--optimizer", "adagrad", "--lr", "0.2",
+             "--save", str(saved), "--report", str(report)]  # fmt: skip
+    assert main(["replay", str(tmp_path / "events.csv"), *flags]) == 0
+    csv_events = [{k: float(v) if k != "id" else v for k, v in e.items()} for e in events]  # as the CSV reads
+    model, scored, counts = plain_pass(csv_events, labels, 60.0, on_timeout)
+    assert_same_model(LogisticRegression.load(saved), model)
+    summary = json.loads(report.read_text())["summary"]
+    join = summary["join"]
+    assert (join["joined"], join["events_expired"], join["labels_unmatched"]) == (
+        counts["joined"], counts["expired"], counts["unmatched"])  # fmt: skip
+    assert join["labels_unmatched"] >= 20 and join["events_expired"] > 300
+    assert summary["records_learned"] == len(scored)
+    loss = metrics.LogLoss()
+    for p, y in scored:
+        loss.update(y, {False: 1 - p, True: p})
+    assert abs(summary["log_loss"] - loss.get()) <= 1e-12
+    out = capsys.readouterr().out
+    assert "no event with the join key" in out and "events expired" in out
+
+
+def test_what_replay_with_labels_refuses_is_named(tmp_path, capsys):
+    write_jsonl(tmp_path / "events.jsonl", [{"id": 1, "timestamp": 5, "a": 1.0}, {"id": 2, "timestamp": 3, "a": 1.0}])
+    write_jsonl(tmp_path / "labels.jsonl", [{"id": 1, "timestamp": 6, "y": 1}])
+    base = ["replay", str(tmp_path / "events.jsonl"), "--labels", str(tmp_path / "labels.jsonl"), "--target", "y"]
+    assert main([*base, "--label-timeout", "9"]) == 2
+    assert "--labels needs --join-key" in capsys.readouterr().err
+    assert main([*base, "--join-key", "id", "--label-timeout", "9", "--scale", "all"]) == 2
+    assert "--scale does not work with --labels yet" in capsys.readouterr().err
+    assert main([*base, "--join-key", "id", "--label-timeout", "-1"]) == 2
+    assert "timeout must be a number of seconds >= 0" in capsys.readouterr().err
+    assert main([*base, "--join-key", "id", "--label-timeout", "9"]) == 2  # the events go back in time
+    assert "timestamp 3.0 of line 2 is before the one before it, 5.0; sort the file" in capsys.readouterr().err
+
+
+def test_the_join_hands_back_early_labels_duplicates_and_expiries_as_documented():
+    join = LabelJoin(timeout=5.0)
+    assert join.label("k", True, time=1.0, where=3) is None  # before its event: it waits
+    assert join.event("k", {"a": 1.0}, proba=0.5, time=2.0) == ("k", {"a": 1.0}, True, 0.5)
+    join.event("e", {"a": 2.0}, proba=0.1, time=3.0)
+    with pytest.raises(ValueError, match="join key 'e' is waiting for its label already"):
+        join.event("e", {"a": 2.0}, proba=0.1, time=3.5)
+    assert join.advance(8.0) == ([], [])  # 3 + 5 >= 8: still in time
+    join.label("lost", False, time=8.0, where=9)
+    assert join.advance(13.5) == ([], [("lost", 9)])  # e dropped, the label unmatched
+    assert join.counts() | {"delay_p50": 0} == {
+        "joined": 1, "events_expired": 1, "labels_unmatched": 1, "duplicates": 1, "events_waiting": 0,
+        "labels_waiting": 0, "delay_p50": 0, "delay_p90": 0.0, "delay_p99": 0.0}  # fmt: skip
+
+
+def test_the_delay_histogram_is_within_one_percent_and_fixed_in_size():
+    rng = random.Random(3)
+    delays = sorted(rng.lognormvariate(2, 2) for _ in range(20_000))
+    histogram = DelayHistogram()
+    for d in delays:
+        histogram.add(d)
+    for q in (50, 90, 99):
+        exact = delays[math.ceil(len(delays) * q / 100) - 1]
+        assert exact <= histogram.percentile(q) <= exact * 1.0101
+    assert len(histogram.counts) == DelayHistogram.N + 2
