@@ -155,6 +155,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
         self._state = ModelState(intercept_init, _spec.n_slots(self.optimizer, l1))
         if n_features is not None:
             self._state.reserve(n_features)
+            self._state.coef[:] = _hashed_start(self.initializer)
         self._one_step: tuple[int | None, tuple[float, ...]] | None = None
         self._y_name = None
 
@@ -390,6 +391,19 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
 
 # The parameters a step depends on: assigning one of them drops the compiled step kept.
 _STEP_PARTS = frozenset({"optimizer", "loss", "intercept_lr", "l2", "l1", "clip_gradient", "initializer"})
+
+
+def _hashed_start(initializer: optim.base.Initializer) -> float:
+    """Where every weight of a hashed model starts: each bucket is new until it is first
+    seen, so a constant initializer fills them all at once; a random one cannot."""
+    if type(initializer) is optim.initializers.Zeros:
+        return 0.0
+    if type(initializer) is optim.initializers.Constant:
+        return float(initializer.value)
+    raise ValueError(
+        f"initializer={initializer!r} with n_features: a hashed model starts every bucket at once, so only "
+        "Zeros and Constant initializers apply; use one of them, or n_features=None"
+    )
 
 
 def _is_frame(X: Any) -> bool:

@@ -116,6 +116,7 @@ def restore(payload: Mapping[str, Any], space: Space, state: ModelState) -> None
     state.n_steps = n_steps
     state.intercept = _finite_float("intercept", payload["intercept"])
     state.l1_total = _finite_float("l1_total", payload.get("l1_total", 0.0))
+    state.coef[:], state.slots[:] = 0.0, 0.0  # what the file does not hold is 0 (a hashed model's start aside)
     pairs = payload["weights"]
     if not isinstance(pairs, list) or not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
         raise TypeError("weights must be a list of [name, weight] pairs")

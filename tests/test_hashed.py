@@ -243,3 +243,19 @@ def test_inspect_names_a_hashed_models_buckets_by_the_scalers_names_and_a_files_
     flags = ["--names-from", str(tmp_path / "missing.csv")]
     assert main(["inspect", str(tmp_path / "c"), *flags]) == 2
     assert "--names-from" in capsys.readouterr().err
+
+
+def test_a_constant_initializer_starts_every_bucket_and_a_random_one_is_refused(tmp_path):
+    data = buckets(10, 500)
+    named = LogisticRegression(optim.SGD(0.1), initializer=optim.initializers.Constant(0.3))
+    hashed = LogisticRegression(optim.SGD(0.1), initializer=optim.initializers.Constant(0.3), n_features=N)
+    for x, y in data:
+        named.learn_one(x, y)
+        hashed.learn_one(x, y)
+    seen = [int(k) for k in named._space.names()]  # type: ignore[call-overload]
+    assert hashed._state.coef[seen].tolist() == named._state.coef[: len(seen)].tolist()
+    assert all(hashed._state.coef[k] == 0.3 for k in set(range(N)) - set(seen))  # never seen: the constant
+    hashed.save(tmp_path / "m.json")
+    assert_same_model(LogisticRegression.load(tmp_path / "m.json"), hashed)
+    with pytest.raises(ValueError, match="only Zeros and Constant initializers apply"):
+        LogisticRegression(initializer=optim.initializers.Normal(seed=1), n_features=N)
