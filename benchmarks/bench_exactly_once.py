@@ -1,6 +1,7 @@
 """The exactly-once service: its cost, the shared model's quality, and a checkpoint's cost.
 
-    python benchmarks/bench_exactly_once.py [--records 1000000] [--no-quix]
+    python benchmarks/bench_exactly_once.py [--records 1000000] [--no-quix] [--sections cost,group,checkpoint]
+        [--group-flags "--optimizer adagrad --lr 0.05"] [--exchange-every 10000]
 
 Starts a LocalKafka (or uses $KAFKA_BOOTSTRAP_SERVERS) and produces RECORDS JSON records of
 20 features from a fixed logistic model (a stationary stream) twice: into a 1-partition topic
@@ -108,9 +109,12 @@ def quix_app(bootstrap: str, topic: str, records: int, out: str) -> None:
     Path(out).write_text(json.dumps({"weights": model.weights, "intercept": model.intercept}))
 
 
-def group_run(bootstrap: str, topic: str, records: int, instances: int, folder: Path, every: int) -> dict:
+def group_run(
+    bootstrap: str, topic: str, records: int, instances: int, folder: Path, every: int, flags: list[str]
+) -> dict:
     group = f"group{instances}-{every}-{topic}"
-    options = ("--processing-guarantee", "exactly-once", "--checkpoint-every", str(every), "--idle-timeout", "5")
+    options = ("--processing-guarantee", "exactly-once", "--checkpoint-every", str(every), "--idle-timeout", "5",
+               *flags)  # fmt: skip
     began = time.perf_counter()
     logs = [folder / f"{group}-{i}.log" for i in range(instances)]
     command = consume_command(bootstrap, topic, group, *options)
@@ -188,6 +192,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--no-quix", action="store_true", help="leave out the Quix Streams app")
     parser.add_argument("--exchange-every", type=int, default=10_000, help="--checkpoint-every of the group runs")
+    parser.add_argument("--sections", default="cost,group,checkpoint", help="which of the three sections to run")
+    parser.add_argument("--group-flags", default="", help="model flags of the group runs (default: SGD(0.01))")
     parser.add_argument("--quix-app", nargs=3, metavar=("BOOTSTRAP", "TOPIC", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quix_app:
@@ -201,46 +207,61 @@ def main() -> None:
         produce(bootstrap, one, args.records, 1)
         produce(bootstrap, six, args.records, 6)
         print(f"produced {args.records:,} records twice in {time.perf_counter() - began:.1f} s")
+        sections = args.sections.split(",")
         limit = ("--max-records", str(args.records), "--checkpoint-every", "10000")
-        alo = timed(consume_command(bootstrap, one, "alo", "--checkpoint-dir", str(folder / "alo"), *limit),
-                    folder / "alo.log")  # fmt: skip
-        eos = timed(consume_command(bootstrap, one, "eos", "--processing-guarantee", "exactly-once", *limit),
-                    folder / "eos.log")  # fmt: skip
-        rows = [("stream-logreg consume, at-least-once", alo), ("stream-logreg consume, exactly-once", eos)]
-        if not args.no_quix:
-            out = folder / "quix.json"
-            quix = timed([sys.executable, __file__, "--records", str(args.records), "--quix-app", bootstrap, one,
-                          str(out)], folder / "quix.log")  # fmt: skip
-            rows.append(("Quix Streams exactly-once + river LogisticRegression.learn_one", quix))
-        print(f"\n| {args.records:,} records, 1 partition, whole process | seconds | records/s | exactly-once "
-              "service's speed / it |")  # fmt: skip
-        print("|---|---|---|---|")
-        for label, seconds in rows:
-            print(f"| {label} | {seconds:.1f} | {args.records / seconds:,.0f} | {seconds / eos:.2f} |")
-        if not args.no_quix:
-            river = json.loads(out.read_text())
-            (ours,) = snapshots(bootstrap, "eos", one).values()
-            gap = max(abs(ours.model.weights[k] - v) for k, v in river["weights"].items())
-            print(f"\nthe exactly-once service's model vs Quix's river model: max |weight difference| {gap:.1e}, "
-                  f"intercepts {ours.model.intercept:.12f} / {river['intercept']:.12f}")  # fmt: skip
+        if "cost" in sections:
+            cost(bootstrap, one, folder, limit, args)
+        if "group" in sections:
+            group_quality(bootstrap, six, folder, args)
+        if "checkpoint" in sections:
+            print()
+            checkpoint_cost(bootstrap, 20)
+            checkpoint_cost(bootstrap, 22)
 
-        print(f"\n| {args.records:,} records, 6 partitions, exactly-once | records/s | progressive log loss "
-              "| vs 1 instance | fold delay median / max (s) | models apart, changes exchanged |")  # fmt: skip
-        print("|---|---|---|---|---|---|")
-        base = None
-        for instances in (1, 2, 3):
-            run = group_run(bootstrap, six, args.records, instances, folder, args.exchange_every)
-            assert run["learned"] == args.records and set(run["steps"]) == {args.records}, run
-            base = base or run["log_loss"]
-            delays = run["delays"] or [float("nan")]
-            print(
-                f"| {instances} instance{'s' * (instances > 1)} | {run['rate']:,.0f} | {run['log_loss']:.5f} "
-                f"| {run['log_loss'] / base - 1:+.3%} | {statistics.median(delays):.2f} / {max(delays):.2f} "
-                f"| {run['gap']:.1e} |"
-            )
-        print()
-        checkpoint_cost(bootstrap, 20)
-        checkpoint_cost(bootstrap, 22)
+
+def cost(bootstrap: str, one: str, folder: Path, limit: tuple[str, ...], args: argparse.Namespace) -> None:
+    """Section 1: the at-least-once service, the exactly-once one and Quix Streams, whole processes."""
+    alo = timed(consume_command(bootstrap, one, "alo", "--checkpoint-dir", str(folder / "alo"), *limit),
+                folder / "alo.log")  # fmt: skip
+    eos = timed(consume_command(bootstrap, one, "eos", "--processing-guarantee", "exactly-once", *limit),
+                folder / "eos.log")  # fmt: skip
+    rows = [("stream-logreg consume, at-least-once", alo), ("stream-logreg consume, exactly-once", eos)]
+    if not args.no_quix:
+        out = folder / "quix.json"
+        quix = timed([sys.executable, __file__, "--records", str(args.records), "--quix-app", bootstrap, one,
+                      str(out)], folder / "quix.log")  # fmt: skip
+        rows.append(("Quix Streams exactly-once + river LogisticRegression.learn_one", quix))
+    print(f"\n| {args.records:,} records, 1 partition, whole process | seconds | records/s | exactly-once "
+          "service's speed / it |")  # fmt: skip
+    print("|---|---|---|---|")
+    for label, seconds in rows:
+        print(f"| {label} | {seconds:.1f} | {args.records / seconds:,.0f} | {seconds / eos:.2f} |")
+    if not args.no_quix:
+        river = json.loads(out.read_text())
+        (ours,) = snapshots(bootstrap, "eos", one).values()
+        gap = max(abs(ours.model.weights[k] - v) for k, v in river["weights"].items())
+        print(f"\nthe exactly-once service's model vs Quix's river model: max |weight difference| {gap:.1e}, "
+              f"intercepts {ours.model.intercept:.12f} / {river['intercept']:.12f}")  # fmt: skip
+
+
+def group_quality(bootstrap: str, six: str, folder: Path, args: argparse.Namespace) -> None:
+    """Section 2: 1, 2 and 3 exactly-once instances on the 6-partition topic."""
+    flags = args.group_flags.split()
+    print(f"\n| {args.records:,} records, 6 partitions, exactly-once, {' '.join(flags) or 'SGD(0.01)'}, "
+          f"--checkpoint-every {args.exchange_every} | records/s | progressive log loss | vs 1 instance "
+          "| fold delay median / max (s) | models apart, changes exchanged |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    base = None
+    for instances in (1, 2, 3):
+        run = group_run(bootstrap, six, args.records, instances, folder, args.exchange_every, flags)
+        assert run["learned"] == args.records and set(run["steps"]) == {args.records}, run
+        base = base or run["log_loss"]
+        delays = run["delays"] or [float("nan")]
+        print(
+            f"| {instances} instance{'s' * (instances > 1)} | {run['rate']:,.0f} | {run['log_loss']:.5f} "
+            f"| {run['log_loss'] / base - 1:+.3%} | {statistics.median(delays):.2f} / {max(delays):.2f} "
+            f"| {run['gap']:.1e} |"
+        )
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import DataFileError, MarginError, UsageError
 from stream_logreg.features import Features, parse_label
 from stream_logreg.replay import ReplayState
+from stream_logreg.replay_report import figure, json_safe, print_summary, summary
 from stream_logreg.sources import Row, read_rows
 
 __all__ = ["parse_time", "replay_with_labels", "run_delayed_replay"]
@@ -165,7 +166,6 @@ def _check_args(args: argparse.Namespace) -> None:
 
 def run_delayed_replay(args: argparse.Namespace) -> int:
     """The ``replay --labels`` command; returns the exit code."""
-    from stream_logreg import replay_cli
     from stream_logreg.options import build_model, categorical_names, features_from, model_params
 
     _check_args(args)
@@ -187,21 +187,21 @@ def run_delayed_replay(args: argparse.Namespace) -> int:
         replay_with_labels(events, labels, model, features, metrics, state, join, args.join_key)
     except DataFileError as e:
         damage = e
-    run = replay_cli.Run(model, metrics, state, features, None)
-    summary = {**replay_cli._summary(run, time.perf_counter() - start, state.learned), "join": join.counts()}
+    report_summary = {**summary(metrics, state, features, None, time.perf_counter() - start, state.learned),
+                      "join": join.counts()}  # fmt: skip
     if args.save:
         progress = {"source": str(events_path.resolve()), "labels": str(labels_path.resolve()),
                     "settings": {**features.settings(), "scale": "none"}, "join": join.counts(),
                     "state": state.to_json(), "metrics": metrics.to_state()}  # fmt: skip
-        model.save(args.save, progress=replay_cli._json_safe(progress))
+        model.save(args.save, progress=json_safe(progress))
     if args.report:
         import orjson
 
-        report = {"source": str(events_path), "summary": summary, "curve": metrics.to_state()["curve"]}
-        Path(args.report).write_bytes(orjson.dumps(replay_cli._json_safe(report), option=orjson.OPT_INDENT_2))
-    replay_cli._print_summary(summary)
-    counts = summary["join"]
-    delays = ", ".join(f"p{q} {replay_cli._figure(counts[f'delay_p{q}'], '.3g')} s" for q in (50, 90, 99))
+        report = {"source": str(events_path), "summary": report_summary, "curve": metrics.to_state()["curve"]}
+        Path(args.report).write_bytes(orjson.dumps(json_safe(report), option=orjson.OPT_INDENT_2))
+    print_summary(report_summary)
+    counts = report_summary["join"]
+    delays = ", ".join(f"p{q} {figure(counts[f'delay_p{q}'], '.3g')} s" for q in (50, 90, 99))
     policy = "learned as negatives" if args.on_timeout == "negative" else "dropped"
     print(f"{'labels joined':<16} {counts['joined']:,}   (label delay {delays})")
     print(f"{'events expired':<16} {counts['events_expired']:,}   ({policy} after {args.label_timeout:g} s)")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +42,7 @@ from stream_logreg.options import (
     settings_of,
 )
 from stream_logreg.replay import ReplayState, replay, replay_columns
+from stream_logreg.replay_report import json_safe, print_summary, summary
 from stream_logreg.scaling import Scaler
 from stream_logreg.sources import ReadPosition, Row, column_batches, dataset_rows, file_format, header, read_rows
 
@@ -218,64 +218,6 @@ def _progress_bar(position: ReadPosition) -> Any:
     return show, bar
 
 
-def _summary(run: Run, seconds: float, learned_now: int) -> dict[str, Any]:
-    metrics, state = run.metrics, run.state
-    rolling = metrics.rolling()
-    return {
-        "records_learned": state.learned,
-        "records_skipped": state.skipped,
-        "first_skipped": [{"line": line, "reason": reason} for line, reason in state.first_skipped],
-        "skipped_by_reason": state.reasons,
-        "categorical": run.features.categorical
-        if isinstance(run.features.categorical, str)
-        else list(run.features.categorical),
-        "hash_bits": run.features.hash_bits,
-        "scale": scale_setting(run.scaler),
-        "log_loss": metrics.log_loss if metrics.n else math.nan,
-        "accuracy": metrics.accuracy,
-        "roc_auc": metrics.defined_roc_auc,
-        "rolling_window": metrics.window,
-        "rolling_log_loss": rolling["log_loss"],
-        "rolling_accuracy": rolling["accuracy"],
-        "rolling_roc_auc": rolling["roc_auc"],
-        "seconds": seconds,
-        "records_per_second": learned_now / seconds if seconds > 0 else 0.0,
-    }
-
-
-def _figure(value: float, form: str) -> str:
-    return "n/a" if math.isnan(value) else format(value, form)
-
-
-def _print_summary(summary: dict[str, Any]) -> None:
-    window = summary["rolling_window"]
-    categorical = summary["categorical"]
-    if categorical == "auto":
-        categorical = "auto   (any string that is not a number is one-hot encoded)"
-    else:
-        categorical = ", ".join(categorical) or "none"
-    if summary["hash_bits"] is not None:
-        categorical += f"   (features hashed into 2**{summary['hash_bits']} buckets)"
-    if summary["scale"] != "none":
-        categorical += f"   (standardized: {summary['scale']})"
-    lines = [
-        ("records learned", f"{summary['records_learned']:,}"),
-        ("records skipped", f"{summary['records_skipped']:,}"),
-        ("categorical", categorical),
-        ("log loss", f"{_figure(summary['log_loss'], '.6f')}   "
-                     f"(last {window:,}: {_figure(summary['rolling_log_loss'], '.6f')})"),
-        ("accuracy", f"{_figure(summary['accuracy'], '.4%')}   "
-                     f"(last {window:,}: {_figure(summary['rolling_accuracy'], '.4%')})"),
-        ("ROC AUC", f"{_figure(summary['roc_auc'], '.6f')}   "
-                    f"(last {window:,}: {_figure(summary['rolling_roc_auc'], '.6f')})"),
-        ("records/second", f"{summary['records_per_second']:,.0f}"),
-    ]  # fmt: skip
-    for name, value in lines:
-        print(f"{name:<16} {value}")
-    for item in summary["first_skipped"]:
-        print(f"skipped line {item['line']}: {item['reason']}")
-
-
 def run_replay(args: argparse.Namespace) -> int:
     if getattr(args, "labels", None):
         from stream_logreg.delayed_replay import run_delayed_replay
@@ -303,7 +245,9 @@ def run_replay(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.stop()
     seconds = time.perf_counter() - start
-    summary = _summary(run, seconds, run.state.learned - learned_before)
+    report_summary = summary(
+        run.metrics, run.state, run.features, run.scaler, seconds, run.state.learned - learned_before
+    )
     if args.save:  # first: nothing printed below can lose it
         progress = {
             "source": source.name, "file": source.identity, "damaged": run.damaged,
@@ -313,11 +257,11 @@ def run_replay(args: argparse.Namespace) -> int:
         }  # fmt: skip
         run.model.save(args.save, progress=progress)
     if args.report:
-        report = {"source": source.name, "summary": summary, "curve": run.metrics.to_state()["curve"]}
-        Path(args.report).write_bytes(orjson.dumps(_json_safe(report), option=orjson.OPT_INDENT_2))
+        report = {"source": source.name, "summary": report_summary, "curve": run.metrics.to_state()["curve"]}
+        Path(args.report).write_bytes(orjson.dumps(json_safe(report), option=orjson.OPT_INDENT_2))
     if args.plot:
         plot_curve(run.metrics.curve, args.plot, title=f"Progressive validation: {Path(source.name).name}")
-    _print_summary(summary)
+    print_summary(report_summary)
     if damage is not None:
         saved = f"; what was learned is saved in {args.save}, --resume goes on after a fix" if args.save else ""
         print(f"stream-logreg replay: {damage}{saved}", file=sys.stderr)
@@ -351,14 +295,3 @@ def _learn_with(
         rows = source.rows(run.features.target, position)
         replay(rows, run.model, run.features, run.metrics, run.state, args.on_error, args.max_records, progress=show,
                scaler=run.scaler)  # fmt: skip
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN -> None, recursively (JSON has no NaN)."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_safe(v) for v in value]
-    return value
