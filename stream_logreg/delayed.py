@@ -94,7 +94,7 @@ class LabelJoin:
         self.events: dict[Hashable, tuple[dict, float, float]] = {}  # key -> (x, proba, time), oldest first
         self.labels: dict[Hashable, tuple[bool, float, Any]] = {}  # key -> (y, time, where), oldest first
         self.delays = DelayHistogram()
-        self.joined = self.events_expired = self.labels_unmatched = self.duplicates = 0
+        self.events_seen = self.joined = self.events_expired = self.labels_unmatched = self.duplicates = 0
         self.now = -math.inf
 
     def advance(self, now: float) -> tuple[list[Pair], list[tuple[Hashable, Any]]]:
@@ -124,6 +124,7 @@ class LabelJoin:
     def event(self, key: Hashable, x: dict, proba: float, time: float) -> Pair | None:
         """An event predicted ``proba`` at ``time``: the pair to learn at once if its label
         came first, else None (it waits). ValueError if an event of that key waits already."""
+        self.events_seen += 1
         if key in self.events:
             self.duplicates += 1
             raise ValueError(f"an event with the join key {key!r} is waiting for its label already; join keys "
@@ -153,10 +154,13 @@ class LabelJoin:
         return None
 
     def counts(self) -> dict[str, Any]:
-        """The join's figures: pairs joined, events expired, labels unmatched, records
-        refused as duplicates, events and labels waiting now, label delay percentiles (s)."""
+        """The join's figures: events seen, pairs joined and the join rate (joined / events),
+        events expired, labels unmatched, records refused as duplicates, events and labels
+        waiting now, label delay percentiles (s)."""
         return {
+            "events": self.events_seen,
             "joined": self.joined,
+            "join_rate": self.joined / self.events_seen if self.events_seen else math.nan,
             "events_expired": self.events_expired,
             "labels_unmatched": self.labels_unmatched,
             "duplicates": self.duplicates,

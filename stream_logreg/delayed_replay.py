@@ -203,7 +203,8 @@ def run_delayed_replay(args: argparse.Namespace) -> int:
     counts = report_summary["join"]
     delays = ", ".join(f"p{q} {figure(counts[f'delay_p{q}'], '.3g')} s" for q in (50, 90, 99))
     policy = "learned as negatives" if args.on_timeout == "negative" else "dropped"
-    print(f"{'labels joined':<16} {counts['joined']:,}   (label delay {delays})")
+    print(f"{'labels joined':<16} {counts['joined']:,}   ({figure(counts['join_rate'], '.1%')} of "
+          f"{counts['events']:,} events; label delay {delays})")  # fmt: skip
     print(f"{'events expired':<16} {counts['events_expired']:,}   ({policy} after {args.label_timeout:g} s)")
     print(f"{'labels unmatched':<16} {counts['labels_unmatched']:,}   (no event within the timeout: skipped rows)")
     print(f"{'still waiting':<16} {counts['events_waiting']:,} events, {counts['labels_waiting']:,} labels "

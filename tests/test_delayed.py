@@ -34,7 +34,7 @@ def test_labels_delayed_by_a_fixed_number_of_events_score_as_rivers_progressive_
              "--target", "label", "--lr", "0.1", "--save", str(saved), "--report", str(report)]  # fmt: skip
     assert main(["replay", str(tmp_path / "events.jsonl"), *flags]) == 0
     out = capsys.readouterr().out
-    assert f"labels joined    {len(data):,}" in out
+    assert f"labels joined    {len(data):,}   (100.0% of {len(data):,} events; label delay p50 " in out
     river_model = river_linear.LogisticRegression(optim.SGD(0.1))
     log_loss = metrics.LogLoss()
     accuracy = metrics.Accuracy()
@@ -164,8 +164,8 @@ def test_the_join_hands_back_early_labels_duplicates_and_expiries_as_documented(
     join.label("lost", False, time=8.0, where=9)
     assert join.advance(13.5) == ([], [("lost", 9)])  # e dropped, the label unmatched
     assert join.counts() | {"delay_p50": 0} == {
-        "joined": 1, "events_expired": 1, "labels_unmatched": 1, "duplicates": 1, "events_waiting": 0,
-        "labels_waiting": 0, "delay_p50": 0, "delay_p90": 0.0, "delay_p99": 0.0}  # fmt: skip
+        "events": 3, "join_rate": 1 / 3, "joined": 1, "events_expired": 1, "labels_unmatched": 1, "duplicates": 1,
+        "events_waiting": 0, "labels_waiting": 0, "delay_p50": 0, "delay_p90": 0.0, "delay_p99": 0.0}  # fmt: skip
 
 
 def test_the_delay_histogram_is_within_one_percent_and_fixed_in_size():
