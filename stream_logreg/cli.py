@@ -78,14 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--labels",
         metavar="FILE",
         help="the labels come later, in this file (with --join-key, "
-        "--label-timeout): each event is predicted on arrival, learned when its label comes",
+        "--label-timeout): each event is predicted on arrival, learned when its label comes (default: none)",
     )
-    replay.add_argument("--join-key", metavar="FIELD", help="with --labels: the field joining a label to its event")
+    replay.add_argument(
+        "--join-key", metavar="FIELD", help="with --labels: the field joining a label to its event (default: none)"
+    )
     replay.add_argument(
         "--label-timeout",
         type=float,
         metavar="SECONDS",
-        help="with --labels: how long an event waits for its label, and a label for its event",
+        help="with --labels: how long an event waits for its label, and a label for its event (default: none)",
     )
     replay.add_argument(
         "--on-timeout",
@@ -165,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--top", type=int, default=10, help="how many of the largest weights to show")
     inspect.add_argument("--names-from", metavar="FILE",
                          help="a hashed model's weights are buckets: name them by the features of this file's "
-                              "records (CSV, JSON lines, Parquet), besides the scaler's")  # fmt: skip
+                              "records (CSV, JSON lines, Parquet), besides the scaler's (default: none)")  # fmt: skip
 
     produce = command("produce", help="send each row of a file or bundled data set to a topic as JSON")
     produce.add_argument("path", nargs="?", help="a .csv, .jsonl or .parquet file (optionally .gz, .bz2, .zst)")
