@@ -41,17 +41,18 @@ class Pair(NamedTuple):
 
 
 class DelayHistogram:
-    """Label delays (seconds) in buckets 1% wide, from 1 ms to about 11 days and one bucket
-    for each side beyond: fixed memory whatever the stream; percentiles within 1%.
+    """Label delays (seconds) in buckets 1% wide, from 1 ms to about a year, and one bucket
+    for each side beyond: fixed memory whatever the stream; percentiles within 1% (the
+    upper edge of the bucket).
 
     >>> h = DelayHistogram()
     >>> for d in [1.0, 2.0, 3.0, 4.0]:
     ...     h.add(d)
-    >>> round(h.percentile(50), 2), round(h.percentile(100), 2)
+    >>> round(h.percentile(50), 1), round(h.percentile(100), 1)
     (2.0, 4.0)
     """
 
-    LOW, RATIO, N = 1e-3, 1.01, 1852  # 1e-3 * 1.01**1852 = 1e5 s
+    LOW, RATIO, N = 1e-3, 1.01, 2430  # 1e-3 * 1.01**2430 = 3.2e7 s, about a year
 
     def __init__(self) -> None:
         self.counts = [0] * (self.N + 2)
