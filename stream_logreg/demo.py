@@ -36,6 +36,7 @@ __all__ = [
 
 POISON = [b'{"broken json', b'{"label": 7}', b'{"x": "abc", "label": 1}', b'{"popup_window": 1e300, "label": 1}']
 # The events' service takes any string (one-hot): its poison is what its featurizer refuses.
+EVENTS_SAMPLE = 5000  # the events written out for `inspect --names-from`
 EVENTS_POISON = [b'{"broken json', b'{"label": 7}', b'{"device": {"os": {"a": {"b": {"c": 1}}}}, "label": 1}',
                  b'{"price": 1e300, "label": 1}']  # fmt: skip
 POISON_EVERY = 250
@@ -280,6 +281,13 @@ def _summary(folder: Path, checkpoints: Path, dataset: str, sent: int) -> None:
     print(f"  learning curve     {png if curve else '(no data)'}")
     print(f"  final model        {final.path if final else '(none)'}")
     print(f"  service log        {folder / 'service.log'}")
+    if dataset == "events" and final is not None and final.path is not None:  # hashed: a sample names them
+        from stream_logreg.sources import dataset_records
+
+        sample = folder / "events-sample.jsonl"
+        records = itertools.islice(dataset_records("events", "label"), EVENTS_SAMPLE)
+        sample.write_bytes(b"".join(orjson.dumps(record) + b"\n" for record in records))
+        print(f"  name the weights   stream-logreg inspect {final.path.parent} --names-from {sample}")
 
 
 def _end(service: subprocess.Popen[bytes]) -> None:

@@ -69,6 +69,13 @@ def test_the_events_demo_learns_nested_events_hashed_and_scaled(kafka_bootstrap,
     assert all(isinstance(k, int) and 0 <= k < 2**18 for k in checkpoint.model.weights)  # hashed
     stats = checkpoint.progress["features"]["scaler"]["stats"]
     assert {"price", "dwell_ms"} <= set(stats) and stats["price"][0] > 1000  # standardized, counted
+    sample = tmp_path / "demo" / "events-sample.jsonl"
+    assert f"  name the weights   stream-logreg inspect {folder} --names-from {sample}" in result.stdout
+    named = subprocess.run([*stream_logreg_command(), "inspect", str(folder), "--names-from", str(sample)],
+                           capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert named.returncode == 0, named.stderr
+    buckets = [line for line in named.stdout.splitlines() if "  bucket " in line]
+    assert len(buckets) == 10 and sum("?" not in line for line in buckets) >= 8  # the sample names the top ones
 
 
 def test_the_service_is_launched_from_the_installed_package_whatever_the_working_folder(tmp_path):
