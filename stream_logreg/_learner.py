@@ -188,12 +188,7 @@ class LogisticRegression(ModelFile, base.MiniBatchClassifier):
     def weights(self) -> dict[Any, float]:
         """A copy of the weights, one per feature name seen so far (a hashed model's: one
         per bucket whose weight is not 0)."""
-        coef = self._state.coef
-        if isinstance(self._space, HashedSpace):
-            columns = np.flatnonzero(coef[: len(self._space)])
-            return dict(zip(columns.tolist(), coef[columns].tolist(), strict=True))
-        names = self._space.names()
-        return dict(zip(names, coef[: len(names)].tolist(), strict=True))
+        return self._space.weights(self._state.coef)
 
     @property
     def intercept(self) -> float:

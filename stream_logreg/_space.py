@@ -39,6 +39,10 @@ class FeatureSpace:
         """The names, in column order."""
         return list(self.index)
 
+    def weights(self, coef: np.ndarray) -> dict[Hashable, float]:
+        """Each name's weight."""
+        return dict(zip(self.index, coef[: len(self.index)].tolist(), strict=True))
+
     def stored_columns(self, coef: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """The columns a model file keeps (all of them) and whose names are :meth:`names`."""
         return np.arange(len(self.index))
@@ -113,6 +117,11 @@ class HashedSpace:
     def names(self) -> range:
         """The features, in column order: 0 to n - 1."""
         return range(self.index)
+
+    def weights(self, coef: np.ndarray) -> dict[Hashable, float]:
+        """The weight of each bucket whose weight is not 0."""
+        columns = np.flatnonzero(coef[: self.index])
+        return dict(zip(columns.tolist(), coef[columns].tolist(), strict=True))
 
     def stored_columns(self, coef: np.ndarray, slots: np.ndarray) -> np.ndarray:
         """The columns a model file keeps: those whose weight or optimizer state is not 0."""

@@ -182,12 +182,15 @@ class Features:
     def unlabelled(self, record: Mapping[str, Any]) -> dict[Hashable, float]:
         """The features of a record that carries no label (an event whose label comes later);
         SchemaError as :meth:`decode` raises it."""
-        return self.hash(self._named({**record, self.target: 0}, None))
+        return self.hash(self._unlabelled_named(record))
 
     def names_in(self, record: Mapping[str, Any]) -> list[str]:
         """The names of a record's features before hashing (no label needed); SchemaError
         as :meth:`decode` raises it."""
-        return list(self._named({**record, self.target: 0}, None))
+        return list(self._unlabelled_named(record))
+
+    def _unlabelled_named(self, record: Mapping[str, Any]) -> dict[Any, Any]:
+        return self._named({**record, self.target: 0}, None)  # a stand-in label, dropped as the label is
 
     def buckets(self, names: Iterable[str]) -> dict[Hashable, list[str]]:
         """The names that fall in each bucket: a hashed model's weights named again, where
