@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import sys
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,9 +140,16 @@ def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
     }
 
 
+_ONE_LINE_AT_A_TIME = threading.Lock()
+
+
 def event(name: str, **fields: Any) -> None:
-    """One structured log line (JSON) on stderr."""
-    print(json.dumps({"ts": round(time.time(), 3), "event": name, **fields}, default=str), file=sys.stderr, flush=True)
+    """One structured log line (JSON) on stderr. The producer's thread logs too (a failed
+    send): the lock keeps two lines from interleaving."""
+    line = json.dumps({"ts": round(time.time(), 3), "event": name, **fields}, default=str) + "\n"
+    with _ONE_LINE_AT_A_TIME:
+        sys.stderr.write(line)
+        sys.stderr.flush()
 
 
 def restored_scaler(config: ServiceConfig, saved: dict[str, Any] | None) -> Scaler | None:

@@ -348,6 +348,41 @@ def test_signal_handlers_stop_gently_once_and_at_once_on_a_second_ctrl_c(monkeyp
     assert exits == [130]
 
 
+def test_log_lines_from_many_threads_never_interleave(monkeypatch):
+    """The producer's thread logs failed sends while the main thread logs its own events:
+    each line must stay one JSON object (a CI run once read two on one line). The stream
+    here lets another thread run inside every write, as a real one may while it flushes."""
+    from consumers.config import event
+
+    class YieldingStream:
+        def __init__(self) -> None:
+            self.parts: list[str] = []
+
+        def write(self, text: str) -> int:
+            time.sleep(0)
+            self.parts.append(text)
+            return len(text)
+
+        def flush(self) -> None:
+            time.sleep(0)
+
+    stream = YieldingStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+
+    def log_many(t: int) -> None:
+        for i in range(300):
+            event("send_failed", thread=t, i=i)
+
+    threads = [threading.Thread(target=log_many, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    lines = "".join(stream.parts).splitlines()
+    logged = sorted((e["thread"], e["i"]) for e in map(json.loads, lines))
+    assert logged == [(t, i) for t in range(4) for i in range(300)]
+
+
 def test_a_revocation_learns_the_batches_still_decoding_before_it_checkpoints_and_commits(tmp_path):
     """The run loop's logic (with a fake consumer): a batch decoded while the main thread
     polls is learned before a revocation's checkpoint, so the offsets committed for the
