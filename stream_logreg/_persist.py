@@ -19,51 +19,102 @@ from stream_logreg.exceptions import ModelFileError
 
 MODEL_FORMAT = "stream_logreg.model"
 Space = FeatureSpace | HashedSpace
-MODEL_FORMAT_VERSION = 2  # 1: lr= in place of optimizer=, no optimizer state (still read)
+MODEL_FORMAT_VERSION = 3  # 2: weights as [name, value] pairs, slots as lists; 1: lr= in place of optimizer=
 _L1_ROW = "cumulative_l1"
 
 
 def to_payload(params: Mapping[str, Any], space: Space, state: ModelState) -> dict[str, Any]:
-    """The estimator's parameters, then its step count, intercept, weights and the
-    optimizer's state of each weight (in the weights' order; a hashed model's buckets whose
-    weight or state is not 0)."""
-    columns = space.stored_columns(state.coef, state.slots)
-    names = _names_of(space, columns)
-    return {
-        **_header(params, state),
-        "weights": [[name, value] for name, value in zip(names, state.coef[columns].tolist(), strict=True)],
-        "slots": {row: state.slots[i, columns].tolist() for i, row in enumerate(_slot_rows(params))},
-    }
+    """The estimator's parameters, step count and intercept; the names of the weights kept
+    (a hashed model: its buckets whose weight or optimizer state is not 0, as int32); and
+    their weights then each row of the optimizer's state, as float64. The arrays are
+    base64 of their little-endian bytes: a model of millions of weights is written without
+    a Python object per weight."""
+    columns, values = _stored(space, state)
+    if isinstance(space, HashedSpace):
+        kept: dict[str, Any] = {"buckets": _to_base64(columns.astype("<i4"))}
+    else:
+        kept = {"names": _names_of(space, columns)}
+    return {**_header(params, state), **kept, "slot_rows": list(_slot_rows(params)), "values": _to_base64(values)}
 
 
 def to_parts(params: Mapping[str, Any], space: Space, state: ModelState) -> tuple[dict[str, Any], Any]:
     """:func:`to_payload` as a JSON-ready header holding the names, and the weights then
     each row of the optimizer's state as one array (a compact form for large models: the
     Kafka state topic's)."""
+    columns, values = _stored(space, state)
+    return {**_header(params, state), "names": _names_of(space, columns)}, values
+
+
+def _stored(space: Space, state: ModelState) -> tuple[Any, Any]:
     import numpy as np
 
     columns = space.stored_columns(state.coef, state.slots)
-    header = {**_header(params, state), "names": _names_of(space, columns)}
-    return header, np.concatenate([state.coef[columns], state.slots[:, columns].ravel()])
+    return columns, np.concatenate([state.coef[columns], state.slots[:, columns].ravel()])
 
 
 def restore_parts(header: Mapping[str, Any], values: Any, space: Space, state: ModelState) -> None:
     """Fill a new model's empty space and state from :func:`to_parts`' output; raise
     KeyError, TypeError or ValueError on the first bad field."""
+    if not isinstance(header["names"], list):
+        raise TypeError("names must be a list")
+    _restore_columns(header, header["names"], values, space, state)
+
+
+def _restore_columns(header: Mapping[str, Any], names: Any, values: Any, space: Space, state: ModelState) -> None:
     import numpy as np
 
-    names = header["names"]
-    if not isinstance(names, list) or len(values) != (1 + len(state.slots)) * len(names):
-        count = len(names) if isinstance(names, list) else "?"
-        raise ValueError(f"{len(values)} numbers for {count} names and {len(state.slots)} rows of optimizer state")
+    if len(values) != (1 + len(state.slots)) * len(names):
+        raise ValueError(f"{len(values)} numbers for {len(names)} names and {len(state.slots)} rows of optimizer state")
     if not np.isfinite(values).all():
         raise ValueError("a weight or an optimizer state is not a finite number")
-    restore({**header, "weights": [], "slots": {}}, space, state)
+    restore_pairs({**header, "weights": [], "slots": {}}, space, state)
     columns = space.restore_columns(names)
     n = len(names)
     state.reserve(len(space))
     state.coef[columns] = values[:n]
     state.slots[:, columns] = np.reshape(values[n:], (len(state.slots), n))
+
+
+def restore(payload: Mapping[str, Any], space: Space, state: ModelState) -> None:
+    """Fill a new model's empty space and state from :func:`to_payload`'s output (or a
+    version 1 or 2 file's); raise KeyError, TypeError or ValueError on the first bad field."""
+    if "values" not in payload:
+        return restore_pairs(payload, space, state)
+    if payload.get("slot_rows") != list(_slot_rows(params_from_payload(payload))):
+        raise ValueError(f"the optimizer's state rows {str(payload.get('slot_rows'))[:80]} are not this optimizer's")
+    if "buckets" in payload:
+        if not isinstance(space, HashedSpace):
+            raise ValueError("the file holds buckets of a hashed model but its params have no n_features")
+        names: Any = _from_base64("buckets", payload["buckets"], "<i4")
+    elif isinstance(payload["names"], list):
+        names = payload["names"]
+    else:
+        raise TypeError("names must be a list")
+    _restore_columns(payload, names, _from_base64("values", payload["values"], "<f8"), space, state)
+
+
+def _to_base64(array: Any) -> str:
+    import base64
+
+    return base64.b64encode(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()).decode("ascii")
+
+
+def _from_base64(what: str, text: Any, dtype: str) -> Any:
+    """The array written by :func:`_to_base64`, native and writable; ValueError if it is not one."""
+    import base64
+    import binascii
+
+    import numpy as np
+
+    if not isinstance(text, str):
+        raise TypeError(f"{what} must be a base64 string")
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except binascii.Error as e:
+        raise ValueError(f"{what} is not base64 ({e})") from None
+    if len(raw) % np.dtype(dtype).itemsize:
+        raise ValueError(f"{what} holds {len(raw)} bytes, not a whole number of {dtype} values")
+    return np.frombuffer(raw, dtype=dtype).astype(np.dtype(dtype).newbyteorder("="))
 
 
 def _names_of(space: Space, columns: Any) -> list[Any]:
@@ -107,9 +158,10 @@ def params_from_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _param_from_json(name, value) for name, value in params.items()}
 
 
-def restore(payload: Mapping[str, Any], space: Space, state: ModelState) -> None:
-    """Fill a new model's empty space and state from :func:`to_payload`'s output; raise
-    KeyError, TypeError or ValueError on the first bad field."""
+def restore_pairs(payload: Mapping[str, Any], space: Space, state: ModelState) -> None:
+    """Fill a new model's empty space and state from a version 1 or 2 file's payload
+    (weights as [name, value] pairs); raise KeyError, TypeError or ValueError on the first
+    bad field."""
     n_steps = payload["n_steps"]
     if type(n_steps) is not int or not 0 <= n_steps < 2**63:
         raise ValueError(f"n_steps must be an int in [0, 2**63), got {str(n_steps)[:40]}")
@@ -168,7 +220,7 @@ class ModelFile:
     @classmethod
     def load_with_progress(cls, path: str | Path) -> tuple[Self, dict[str, Any] | None]:
         """Read a model and the progress saved with it (None if there is none)."""
-        payload = model_file.read_document(path, MODEL_FORMAT, (1, MODEL_FORMAT_VERSION))
+        payload = model_file.read_document(path, MODEL_FORMAT, (1, 2, MODEL_FORMAT_VERSION))
         try:
             return cls.from_payload(payload), payload.get("progress")
         except (KeyError, TypeError, ValueError) as e:

@@ -146,12 +146,18 @@ class HashedSpace:
 
     add_new = columns
 
-    def restore_columns(self, names: Sequence[Hashable]) -> np.ndarray:
-        """The columns of a saved model's buckets; TypeError if one is repeated, ValueError
-        if one is not a bucket."""
-        if len(set(names)) != len(names):
+    def restore_columns(self, names: Sequence[Hashable] | np.ndarray) -> np.ndarray:
+        """The columns of a saved model's buckets (ints, or a file's int array); TypeError
+        if one is repeated, ValueError if one is not a bucket."""
+        if isinstance(names, np.ndarray):
+            columns = names.astype(np.int64)
+            if columns.size and not (columns.min() >= 0 and columns.max() < self.index):
+                raise ValueError(f"a saved bucket is outside [0, {self.index})")
+        else:
+            columns = self.columns(names)
+        if np.unique(columns).size != columns.size:
             raise TypeError("a bucket is repeated")
-        return self.columns(names)
+        return columns
 
     def csr_columns(self, indices: np.ndarray, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
         """A CSR matrix's column j is bucket j: the entries' columns are its indices, and the

@@ -1,12 +1,17 @@
 """save/load: exact round trip, atomic writes, and one clear error per kind of bad file."""
 
+import base64
+import hashlib
 import json
 import os
 
+import numpy as np
 import pytest
 from river import datasets, optim
 
 from stream_logreg import LogisticRegression, ModelFileError
+
+from reference import assert_same_model
 
 
 @pytest.fixture
@@ -92,8 +97,6 @@ def test_a_model_with_an_unsaveable_schedule_says_so(tmp_path):
 
 def resigned(path, change) -> None:
     """Change the payload with ``change`` and write it back with a valid checksum."""
-    import hashlib
-
     document = json.loads(path.read_text())
     change(document["payload"])
     canonical = json.dumps(document["payload"], sort_keys=True, separators=(",", ":"))
@@ -149,3 +152,69 @@ def test_the_step_count_stays_exact_past_2_to_the_53(tmp_path):
     model.learn_batch([{"a": 1.0}], [True])
     model.learn_many(pd.DataFrame({"a": [1.0, 2.0]}), pd.Series([True, False]))
     assert model.n_steps == 2**53 + 4
+
+
+def nan_values(payload: dict) -> None:
+    values = np.frombuffer(base64.b64decode(payload["values"]), "<f8").copy()
+    values[0] = np.nan
+    payload["values"] = base64.b64encode(values.tobytes()).decode()
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda p: p.update(values="not base64!"), "values is not base64"),
+        (lambda p: p.update(values=p["values"][:-4]), "values holds .* bytes, not a whole number of <f8"),
+        (lambda p: p.update(values=base64.b64encode(b"\0" * 8).decode()), "1 numbers for .* names"),
+        (nan_values, "not a finite number"),
+        (lambda p: p.update(slot_rows=["z", "n"]), r"state rows \['z', 'n'\] are not this optimizer's"),
+        (lambda p: p.update(names=p["names"][:1] * len(p["names"])), "repeated"),
+        (lambda p: p.update(buckets="AAAA"), "no n_features"),
+    ],
+)
+def test_a_model_file_with_bad_arrays_under_a_valid_checksum_is_refused(model, tmp_path, change, problem):
+    path = tmp_path / "model.json"
+    model.save(path)
+    resigned(path, change)
+    with pytest.raises(ModelFileError, match=problem):
+        LogisticRegression.load(path)
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda p: p.update(buckets=base64.b64encode(np.array([5, 5], "<i4").tobytes()).decode()), "repeated"),
+        (lambda p: p.update(buckets=base64.b64encode(np.array([1, 64], "<i4").tobytes()).decode()),
+         r"outside \[0, 64\)"),
+    ],
+)  # fmt: skip
+def test_a_hashed_model_file_with_bad_buckets_is_refused(tmp_path, change, problem):
+    model = LogisticRegression(optim.AdaGrad(0.1), n_features=64)
+    model.learn_one({1: 1.0, 9: -2.0}, True)
+    path = tmp_path / "model.json"
+    model.save(path)
+    resigned(path, change)
+    with pytest.raises(ModelFileError, match=problem):
+        LogisticRegression.load(path)
+
+
+def test_a_version_2_model_file_still_loads_bit_for_bit(tmp_path):
+    """Version 2 (before weights were arrays): [name, value] pairs and one list per row of
+    the optimizer's state, written here by hand from a model's own weights and g2."""
+    model = LogisticRegression(optim.AdaGrad(0.1), l2=1e-3)
+    for x, y in datasets.Phishing().take(200):
+        model.learn_one(x, y)
+    names = list(model.weights)
+    g2 = model._state.slots[0, : len(names)].tolist()
+    payload = {**{k: v for k, v in model.to_payload().items() if k in ("params", "n_steps", "intercept", "l1_total")},
+               "weights": [[name, model.weights[name]] for name in names], "slots": {"g2": g2}}  # fmt: skip
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    document = {"format": "stream_logreg.model", "format_version": 2, "payload": payload,
+                "checksum": "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()}  # fmt: skip
+    (tmp_path / "v2.json").write_text(json.dumps(document))
+    loaded = LogisticRegression.load(tmp_path / "v2.json")
+    assert_same_model(loaded, model)
+    for x, y in list(datasets.Phishing())[200:400]:
+        model.learn_one(x, y)
+        loaded.learn_one(x, y)
+    assert_same_model(loaded, model)
