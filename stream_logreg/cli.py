@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FIELD",
         help="with --labels: the time field of both files, seconds or ISO 8601 (default: timestamp)",
     )
+    replay.add_argument(
+        "--join-memory",
+        type=float,
+        default=100.0,
+        metavar="MB",
+        help="with --labels: memory for the events (and for the labels) waiting; the oldest beyond it "
+        "wait in a temporary SQLite file in $TMPDIR (default: 100)",
+    )
 
     broker = command("broker", help="run a local Kafka broker in the foreground (needs Java and Maven)")
     broker.add_argument("--port", type=int, help="client port (default: a free one)")

@@ -10,6 +10,10 @@ it is dropped or handed back as a negative (``on_timeout``); a label whose event
 within ``timeout`` seconds (it came first, its event is unknown, or its event expired) is
 handed back as unmatched. A record at exactly ``timeout`` seconds is still in time.
 
+What waits is kept in two :class:`~stream_logreg.join_store.JoinStore`: at most
+``memory_bytes`` in memory (the events' features encoded as bytes), the oldest beyond that in
+a temporary SQLite file; :meth:`LabelJoin.close` deletes it.
+
 >>> join = LabelJoin(timeout=10.0, on_timeout="negative")
 >>> join.event("a", {"x": 1.0}, proba=0.7, time=0.0)
 >>> join.event("b", {"x": 2.0}, proba=0.4, time=1.0)
@@ -24,8 +28,11 @@ Pair(key='a', x={'x': 1.0}, y=True, proba=0.7)
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable
 from typing import Any, Literal, NamedTuple
+
+import orjson
+
+from stream_logreg.join_store import JoinStore, decode_event, encode_event
 
 __all__ = ["DelayHistogram", "LabelJoin", "Pair"]
 
@@ -34,7 +41,7 @@ class Pair(NamedTuple):
     """An event's features and its label, to learn, and the probability predicted at event
     time, to score."""
 
-    key: Hashable
+    key: str
     x: dict
     y: bool
     proba: float
@@ -81,48 +88,49 @@ class DelayHistogram:
 
 class LabelJoin:
     """The events waiting for their labels and the labels waiting for their events, both
-    for at most ``timeout`` seconds, keyed by the join key; fed in time order.
+    for at most ``timeout`` seconds, keyed by the join key (a str); fed in time order.
 
-    Memory: what arrives within one timeout window (the events' features, the early labels).
+    Memory: at most ``memory_bytes`` for each of the two (the rest spills to a file in
+    ``folder``, a temporary folder by default).
     """
 
-    def __init__(self, timeout: float, on_timeout: Literal["drop", "negative"] = "drop") -> None:
+    def __init__(
+        self, timeout: float, on_timeout: Literal["drop", "negative"] = "drop",
+        memory_bytes: int = 100 * 2**20, folder: str | None = None,
+    ) -> None:  # fmt: skip
         if not (isinstance(timeout, (int, float)) and timeout >= 0 and math.isfinite(timeout)):
             raise ValueError(f"the label timeout must be a number of seconds >= 0, got {timeout!r}")
         if on_timeout not in ("drop", "negative"):
             raise ValueError(f"on_timeout must be 'drop' or 'negative', got {on_timeout!r}")
         self.timeout, self.on_timeout = float(timeout), on_timeout
-        self.events: dict[Hashable, tuple[dict, float, float]] = {}  # key -> (x, proba, time), oldest first
-        self.labels: dict[Hashable, tuple[bool, float, Any]] = {}  # key -> (y, time, where), oldest first
+        self.events = JoinStore(memory_bytes, folder)  # key -> (time, the features and proba encoded)
+        self.labels = JoinStore(memory_bytes, folder)  # key -> (time, [y, where] as JSON)
         self.delays = DelayHistogram()
         self.events_seen = self.joined = self.events_expired = self.labels_unmatched = self.duplicates = 0
         self.now = -math.inf
 
-    def advance(self, now: float) -> tuple[list[Pair], list[tuple[Hashable, Any]]]:
+    def advance(self, now: float) -> tuple[list[Pair], list[tuple[str, Any]]]:
         """Time is ``now``: return the events whose timeout passed, to learn as negatives
         (with ``on_timeout="negative"``; none when dropping), and the labels that waited in
         vain (their key and where they came from)."""
         self.now = max(self.now, now)
         negatives: list[Pair] = []
-        unmatched: list[tuple[Hashable, Any]] = []
-        while self.events:
-            key, (x, proba, time) = next(iter(self.events.items()))
-            if time + self.timeout >= now:
-                break
-            del self.events[key]
+        unmatched: list[tuple[str, Any]] = []
+        while (oldest := self.events.oldest()) is not None and oldest[1] + self.timeout < now:
+            key, _, payload = oldest
+            self.events.pop(key)
             self.events_expired += 1
             if self.on_timeout == "negative":
+                x, proba = decode_event(payload)
                 negatives.append(Pair(key, x, False, proba))
-        while self.labels:
-            key, (_, time, where) = next(iter(self.labels.items()))
-            if time + self.timeout >= now:
-                break
-            del self.labels[key]
+        while (oldest := self.labels.oldest()) is not None and oldest[1] + self.timeout < now:
+            key, _, payload = oldest
+            self.labels.pop(key)
             self.labels_unmatched += 1
-            unmatched.append((key, where))
+            unmatched.append((key, orjson.loads(payload)[1]))
         return negatives, unmatched
 
-    def event(self, key: Hashable, x: dict, proba: float, time: float) -> Pair | None:
+    def event(self, key: str, x: dict, proba: float, time: float) -> Pair | None:
         """An event predicted ``proba`` at ``time``: the pair to learn at once if its label
         came first, else None (it waits). ValueError if an event of that key waits already."""
         self.events_seen += 1
@@ -130,34 +138,40 @@ class LabelJoin:
             self.duplicates += 1
             raise ValueError(f"an event with the join key {key!r} is waiting for its label already; join keys "
                              "must be unique within the label timeout")  # fmt: skip
-        early = self.labels.pop(key, None)
+        early = self.labels.pop(key)
         if early is not None:
             self.joined += 1
-            self.delays.add(early[1] - time)
-            return Pair(key, x, early[0], proba)
-        self.events[key] = (x, proba, time)
+            self.delays.add(early[0] - time)
+            return Pair(key, x, orjson.loads(early[1])[0], proba)
+        self.events.put(key, time, encode_event(x, proba))
         return None
 
-    def label(self, key: Hashable, y: bool, time: float, where: Any = None) -> Pair | None:
+    def label(self, key: str, y: bool, time: float, where: Any = None) -> Pair | None:
         """A label at ``time`` (from ``where``: a line, an offset): the pair to learn if its
         event waits, else None (it waits for its event). ValueError if a label of that key
         waits already."""
-        waiting = self.events.pop(key, None)
+        waiting = self.events.pop(key)
         if waiting is not None:
-            x, proba, event_time = waiting
+            event_time, payload = waiting
+            x, proba = decode_event(payload)
             self.joined += 1
             self.delays.add(time - event_time)
             return Pair(key, x, y, proba)
         if key in self.labels:
             self.duplicates += 1
             raise ValueError(f"a label with the join key {key!r} is waiting for its event already")
-        self.labels[key] = (y, time, where)
+        self.labels.put(key, time, orjson.dumps([y, where]))
         return None
+
+    def close(self) -> None:
+        """Delete the spill files; nothing waits afterwards."""
+        self.events.close()
+        self.labels.close()
 
     def counts(self) -> dict[str, Any]:
         """The join's figures: events seen, pairs joined and the join rate (joined / events),
         events expired, labels unmatched, records refused as duplicates, events and labels
-        waiting now, label delay percentiles (s)."""
+        waiting now, label delay percentiles (s), the size of the spill files."""
         return {
             "events": self.events_seen,
             "joined": self.joined,
@@ -170,4 +184,5 @@ class LabelJoin:
             "delay_p50": self.delays.percentile(50),
             "delay_p90": self.delays.percentile(90),
             "delay_p99": self.delays.percentile(99),
+            "spilled_bytes": self.events.disk_bytes() + self.labels.disk_bytes(),
         }

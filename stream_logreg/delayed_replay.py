@@ -18,7 +18,7 @@ import heapq
 import math
 import sys
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -67,7 +67,7 @@ def parse_time(field: str, value: Any) -> float:
                      "(seconds, or an ISO 8601 date-time)")  # fmt: skip
 
 
-def join_key(field: str, record: dict[str, Any]) -> Hashable:
+def join_key(field: str, record: dict[str, Any]) -> str:
     """The join key of a record, as a string (the number 17 and the string "17" are one key,
     so that a CSV and a JSON file join); ValueError naming the field otherwise."""
     value = record.get(field)
@@ -170,7 +170,9 @@ def run_delayed_replay(args: argparse.Namespace) -> int:
 
     _check_args(args)
     try:
-        join = LabelJoin(args.label_timeout, args.on_timeout)
+        if not (math.isfinite(args.join_memory) and args.join_memory > 0):
+            raise ValueError(f"--join-memory must be a number of MB > 0, got {args.join_memory}")
+        join = LabelJoin(args.label_timeout, args.on_timeout, memory_bytes=int(args.join_memory * 2**20))
         model = build_model(model_params(args), args.hash_bits)
         metrics = ProgressiveMetrics(window=args.window or 1000, every=args.every or 1000)
     except (TypeError, ValueError) as e:
@@ -187,11 +189,14 @@ def run_delayed_replay(args: argparse.Namespace) -> int:
         replay_with_labels(events, labels, model, features, metrics, state, join, args.join_key)
     except DataFileError as e:
         damage = e
+    finally:
+        counts = join.counts()
+        join.close()
     report_summary = {**summary(metrics, state, features, None, time.perf_counter() - start, state.learned),
-                      "join": join.counts()}  # fmt: skip
+                      "join": counts}  # fmt: skip
     if args.save:
         progress = {"source": str(events_path.resolve()), "labels": str(labels_path.resolve()),
-                    "settings": {**features.settings(), "scale": "none"}, "join": join.counts(),
+                    "settings": {**features.settings(), "scale": "none"}, "join": counts,
                     "state": state.to_json(), "metrics": metrics.to_state()}  # fmt: skip
         model.save(args.save, progress=json_safe(progress))
     if args.report:
@@ -209,6 +214,9 @@ def run_delayed_replay(args: argparse.Namespace) -> int:
     print(f"{'labels unmatched':<16} {counts['labels_unmatched']:,}   (no event within the timeout: skipped rows)")
     print(f"{'still waiting':<16} {counts['events_waiting']:,} events, {counts['labels_waiting']:,} labels "
           "(the files ended within their timeout)")  # fmt: skip
+    if counts["spilled_bytes"]:
+        print(f"{'spilled':<16} {counts['spilled_bytes'] / 2**20:,.1f} MB   (what waited past --join-memory "
+              f"{args.join_memory:g} MB, in a temporary file, deleted)")  # fmt: skip
     if damage is not None:
         print(f"stream-logreg replay: {damage}", file=sys.stderr)
         return 2

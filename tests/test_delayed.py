@@ -5,6 +5,7 @@ when its label comes, scored with the prediction made at event time. Checked aga
 import csv
 import json
 import math
+import os
 import random
 
 import pytest
@@ -96,8 +97,10 @@ def plain_pass(events, labels, timeout, on_timeout):
     return model, scored, counts
 
 
-@pytest.mark.parametrize("on_timeout", ["drop", "negative"])
-def test_random_delays_out_of_order_labels_and_missing_ones_give_a_plain_passs_model(tmp_path, capsys, on_timeout):
+@pytest.mark.parametrize(("on_timeout", "join_memory"), [("drop", "100"), ("negative", "100"), ("negative", "0.002")])
+def test_random_delays_out_of_order_labels_and_missing_ones_give_a_plain_passs_model(
+    tmp_path, capsys, on_timeout, join_memory
+):
     rng = random.Random(11)
     events, labels = [], []
     for i in range(3000):
@@ -120,7 +123,7 @@ def test_random_delays_out_of_order_labels_and_missing_ones_give_a_plain_passs_m
     saved, report = tmp_path / "m.json", tmp_path / "r.json"
     flags = ["--labels", str(tmp_path / "labels.jsonl"), "--join-key", "id", "--label-timeout", "60",
              "--on-timeout", on_timeout, "--target", "clicked", "--optimizer", "adagrad", "--lr", "0.2",
-             "--save", str(saved), "--report", str(report)]  # fmt: skip
+             "--save", str(saved), "--report", str(report), "--join-memory", join_memory]  # fmt: skip
     assert main(["replay", str(tmp_path / "events.csv"), *flags]) == 0
     csv_events = [{k: float(v) if k != "id" else v for k, v in e.items()} for e in events]  # as the CSV reads
     model, scored, counts = plain_pass(csv_events, labels, 60.0, on_timeout)
@@ -137,6 +140,8 @@ def test_random_delays_out_of_order_labels_and_missing_ones_give_a_plain_passs_m
     assert abs(summary["log_loss"] - loss.get()) <= 1e-12
     out = capsys.readouterr().out
     assert "no event with the join key" in out and "events expired" in out
+    # 2 kB hold about 5 events: the rest waited in the spill file, with the same result
+    assert (join["spilled_bytes"] > 0) == (join_memory == "0.002") and ("spilled " in out) == (join_memory == "0.002")
 
 
 def test_what_replay_with_labels_refuses_is_named(tmp_path, capsys):
@@ -165,7 +170,8 @@ def test_the_join_hands_back_early_labels_duplicates_and_expiries_as_documented(
     assert join.advance(13.5) == ([], [("lost", 9)])  # e dropped, the label unmatched
     assert join.counts() | {"delay_p50": 0} == {
         "events": 3, "join_rate": 1 / 3, "joined": 1, "events_expired": 1, "labels_unmatched": 1, "duplicates": 1,
-        "events_waiting": 0, "labels_waiting": 0, "delay_p50": 0, "delay_p90": 0.0, "delay_p99": 0.0}  # fmt: skip
+        "events_waiting": 0, "labels_waiting": 0, "delay_p50": 0, "delay_p90": 0.0, "delay_p99": 0.0,
+        "spilled_bytes": 0}  # fmt: skip
 
 
 def test_the_delay_histogram_is_within_one_percent_and_fixed_in_size():
@@ -178,3 +184,54 @@ def test_the_delay_histogram_is_within_one_percent_and_fixed_in_size():
         exact = delays[math.ceil(len(delays) * q / 100) - 1]
         assert exact <= histogram.percentile(q) <= exact * 1.0101
     assert len(histogram.counts) == DelayHistogram.N + 2
+
+
+def test_the_join_store_spills_its_oldest_to_disk_and_answers_as_an_ordered_dict():
+    """Random puts, pops by key and expiries from the oldest end, against an OrderedDict,
+    with memory for about four records: most of the time most of them are on disk."""
+    from collections import OrderedDict
+
+    from stream_logreg.join_store import ENTRY_OVERHEAD, JoinStore
+
+    rng = random.Random(5)
+    store, reference = JoinStore(memory_bytes=4 * (ENTRY_OVERHEAD + 30)), OrderedDict()
+    store.HEAD_ROWS = 7  # the file's oldest rows come back in many small batches
+    spilled_at_most = 0
+    for step in range(6000):
+        draw = rng.random()
+        if draw < 0.5:
+            key = f"k{step}"
+            payload = rng.randbytes(rng.randrange(1, 60))
+            store.put(key, float(step), payload)
+            reference[key] = (float(step), payload)
+        elif draw < 0.8:
+            key = f"k{rng.randrange(step + 1)}"  # often one that is gone, or never was
+            assert store.pop(key) == reference.pop(key, None)
+        elif reference:
+            key, value = next(iter(reference.items()))
+            assert store.oldest() == (key, *value)
+            del reference[key]
+            assert store.pop(key) == value
+        probe = f"k{rng.randrange(step + 1)}"
+        assert len(store) == len(reference) and (probe in store) == (probe in reference)
+        assert store.recent_bytes <= store.memory_bytes
+        spilled_at_most = max(spilled_at_most, store.spilled)
+    assert spilled_at_most > 100 and all(key in store for key in reference)
+    assert store.oldest() == (next(iter(reference)), *next(iter(reference.values())))
+    path = store.path
+    store.close()
+    assert path is not None and not os.path.exists(path) and len(store) == 0
+
+
+def test_an_events_features_go_to_bytes_and_back_bit_for_bit():
+    from stream_logreg.join_store import decode_event, encode_event
+
+    rng = random.Random(8)
+    specials = [0.0, -0.0, 5e-324, -1.7976931348623157e308, 1 / 3]
+    for _ in range(500):
+        x = {(rng.randrange(2**20) if rng.random() < 0.5 else f"f{rng.randrange(100)}=\u00e9"): rng.choice(
+            [rng.gauss(0, 1e6), rng.choice(specials)]) for _ in range(rng.randrange(0, 30))}  # fmt: skip
+        proba = rng.random()
+        back, back_proba = decode_event(encode_event(x, proba))
+        assert list(back) == list(x) and all(type(a) is type(b) for a, b in zip(back, x, strict=True))
+        assert [v.hex() for v in back.values()] == [v.hex() for v in x.values()] and back_proba == proba

@@ -1,0 +1,182 @@
+"""The records waiting in a label join, in arrival order, in bounded memory: the newest in a
+dict, the oldest spilled to an SQLite file once the dict holds more than ``memory_bytes``.
+
+A join takes records in time order, removes them by key (their partner came) or from the
+oldest end (their time ran out), so the spilled ones are always the oldest: the store is
+the file's rows (ordered by a sequence number) followed by the dict's (insertion order).
+
+SQLite, not RocksDB or LMDB: it is in Python's standard library (nothing to install), it
+deletes by key and scans by sequence with one index, and it needs no size given in
+advance (LMDB does). The file is scratch, rebuilt from the records if lost, so it is
+written without a journal or fsync.
+
+>>> store = JoinStore(memory_bytes=100)
+>>> for i in range(10):
+...     store.put(f"k{i}", float(i), b"x" * 20)
+>>> store.spilled > 0, len(store)
+(True, 10)
+>>> store.pop("k0"), store.oldest()[:2]
+((0.0, b'xxxxxxxxxxxxxxxxxxxx'), ('k1', 1.0))
+>>> store.close()
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import tempfile
+from array import array
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+
+__all__ = ["ENTRY_OVERHEAD", "JoinStore", "decode_event", "encode_event"]
+
+ENTRY_OVERHEAD = 300  # bytes an entry costs beside its payload (key, tuple, float, bytes object, slot; measured)
+
+
+class JoinStore:
+    """key (str) -> (time, payload bytes), oldest first; at most ``memory_bytes`` of them
+    in memory (payload plus :data:`ENTRY_OVERHEAD` each), the rest in an SQLite file in
+    ``folder`` (a new temporary folder by default), deleted by :meth:`close`.
+
+    Three parts, oldest first: ``head`` (the file's oldest rows, read back a batch at a
+    time, so that expiring from the oldest end costs no query per record), the file, and
+    ``recent`` (the newest, in memory)."""
+
+    HEAD_ROWS = 4096
+
+    def __init__(self, memory_bytes: int = 100 * 2**20, folder: str | None = None) -> None:
+        if not (isinstance(memory_bytes, int) and memory_bytes > 0):
+            raise ValueError(f"the join's memory must be a number of bytes > 0, got {memory_bytes!r}")
+        self.memory_bytes, self.folder = memory_bytes, folder
+        # OrderedDict, not dict: a dict finds its first key by walking past every deleted one
+        self.recent: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.recent_bytes = 0
+        self.head: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
+        self.spilled = 0  # rows in the file
+        self.next_seq = 0
+        self.db: sqlite3.Connection | None = None
+        self.path: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.recent) + len(self.head) + self.spilled
+
+    def __contains__(self, key: str) -> bool:
+        if key in self.recent or key in self.head:
+            return True
+        return self.spilled > 0 and self._sql("SELECT 1 FROM waiting WHERE key = ?", (key,)).fetchone() is not None
+
+    def put(self, key: str, time: float, payload: bytes) -> None:
+        """Add a record not in the store (the caller checks), newer than every one in it."""
+        self.recent[key] = (time, payload)
+        self.recent_bytes += len(payload) + ENTRY_OVERHEAD
+        if self.recent_bytes > self.memory_bytes:
+            self._spill()
+
+    def pop(self, key: str) -> tuple[float, bytes] | None:
+        """Remove and return a record's time and payload; None if it is not here."""
+        found = self.recent.pop(key, None)
+        if found is not None:
+            self.recent_bytes -= len(found[1]) + ENTRY_OVERHEAD
+            return found
+        found = self.head.pop(key, None)
+        if found is not None or self.spilled == 0:
+            return found
+        row = self._sql("DELETE FROM waiting WHERE key = ? RETURNING time, payload", (key,)).fetchone()
+        if row is None:
+            return None
+        self.spilled -= 1
+        return row[0], row[1]
+
+    def oldest(self) -> tuple[str, float, bytes] | None:
+        """The oldest record (key, time, payload), left in place; None when empty."""
+        if not self.head and self.spilled:
+            self._read_head()
+        for part in (self.head, self.recent):
+            if part:
+                key, (time, payload) = next(iter(part.items()))
+                return key, time, payload
+        return None
+
+    def disk_bytes(self) -> int:
+        """The size of the spill file (0 before the first spill)."""
+        return os.path.getsize(self.path) if self.path and os.path.exists(self.path) else 0
+
+    def close(self) -> None:
+        """Drop the spill file; the store is empty afterwards."""
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        if self.path is not None:
+            os.unlink(self.path)
+            os.rmdir(os.path.dirname(self.path))
+            self.path = None
+        self.recent.clear()
+        self.head.clear()
+        self.recent_bytes = self.spilled = 0
+
+    def _spill(self) -> None:
+        """Move the oldest half of the memory's records to the file, in one transaction."""
+        rows = []
+        while self.recent_bytes > self.memory_bytes // 2:
+            key, (time, payload) = next(iter(self.recent.items()))
+            del self.recent[key]
+            self.recent_bytes -= len(payload) + ENTRY_OVERHEAD
+            rows.append((self.next_seq, key, time, payload))
+            self.next_seq += 1
+        db = self._open()
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO waiting (seq, key, time, payload) VALUES (?, ?, ?, ?)", rows)
+        db.execute("COMMIT")
+        self.spilled += len(rows)
+
+    def _read_head(self) -> None:
+        """Move the file's oldest rows (a batch) into ``head``."""
+        oldest = "SELECT seq FROM waiting ORDER BY seq LIMIT ?"
+        rows = self._sql(f"DELETE FROM waiting WHERE seq IN ({oldest}) RETURNING seq, key, time, payload",
+                         (self.HEAD_ROWS,)).fetchall()  # fmt: skip
+        rows.sort()  # RETURNING's order is not the table's
+        self.head.update((key, (time, payload)) for _, key, time, payload in rows)
+        self.spilled -= len(rows)
+
+    def _sql(self, statement: str, parameters: tuple = ()) -> sqlite3.Cursor:
+        return self._open().execute(statement, parameters)
+
+    def _open(self) -> sqlite3.Connection:
+        if self.db is None:
+            self.path = os.path.join(tempfile.mkdtemp(prefix="stream-logreg-join-", dir=self.folder), "waiting.sqlite")
+            self.db = sqlite3.connect(self.path, isolation_level=None)
+            # Scratch: no journal, no fsync, and the file locked once (not around each statement).
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE", "cache_size=-32768"):
+                self.db.execute(f"PRAGMA {pragma}")
+            self.db.execute("CREATE TABLE waiting (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, time REAL NOT NULL, "
+                            "payload BLOB NOT NULL)")  # fmt: skip
+            self.db.execute("CREATE UNIQUE INDEX waiting_by_key ON waiting (key)")
+        return self.db
+
+
+_HEAD = struct.Struct("<dI")  # the probability, the length of the names' JSON
+
+
+def encode_event(x: dict[Any, float], proba: float) -> bytes:
+    """An event's features and its predicted probability as bytes: the names (str or int)
+    as JSON, the values as float64, bit for bit.
+
+    >>> decode_event(encode_event({"a": 0.1, 7: -2.0}, 0.25))
+    ({'a': 0.1, 7: -2.0}, 0.25)
+    """
+    names = orjson.dumps(list(x))
+    return _HEAD.pack(proba, len(names)) + names + array("d", x.values()).tobytes()
+
+
+def decode_event(payload: bytes) -> tuple[dict[Any, float], float]:
+    """The features and probability :func:`encode_event` encoded."""
+    proba, size = _HEAD.unpack_from(payload)
+    start = _HEAD.size + size
+    names = orjson.loads(payload[_HEAD.size : start])
+    values = array("d")
+    values.frombytes(payload[start:])
+    return dict(zip(names, values, strict=True)), proba
