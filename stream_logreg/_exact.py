@@ -17,7 +17,6 @@ import math
 from typing import Any
 
 from river import optim, utils
-from river.linear_model.base import GLM
 
 from stream_logreg import _dictstep, _spec
 from stream_logreg.exceptions import MarginError
@@ -26,6 +25,8 @@ from stream_logreg.exceptions import MarginError
 def learn_one(model: Any, x: dict, label: float, weight: float) -> None:
     """One step of river's ``LogisticRegression.learn_one`` on the model, with the same
     parameters (l1 and l2 together as well: L2 in the gradient, then the L1 penalty)."""
+    from river.linear_model.base import GLM  # here: river.linear_model imports scipy.stats (0.5 s at start-up)
+
     space, state = model._space, model._state
     _dictstep.margin(space.index, state.coef, x, state.intercept)  # checks every value of x
     if not state.writeable():  # a model loaded read-only copies its arrays on its first step
