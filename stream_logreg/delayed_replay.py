@@ -18,7 +18,7 @@ import heapq
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,6 +29,7 @@ from stream_logreg.delayed import LabelJoin, Pair
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import DataFileError, MarginError, UsageError
 from stream_logreg.features import Features, parse_label
+from stream_logreg.join_store import SpillError
 from stream_logreg.replay import ReplayState
 from stream_logreg.replay_report import figure, json_safe, print_summary, summary
 from stream_logreg.sources import Row, read_rows
@@ -82,7 +83,7 @@ def join_key(field: str, record: dict[str, Any]) -> str:
 
 def _timed(
     rows: Iterator[Row], order: int, timestamp: str, path: Path, state: ReplayState, name: str
-) -> Iterator[Timed]:
+) -> Generator[Timed, None, None]:
     """The rows with their times; bad rows are skipped here, a row earlier than the one
     before it stops the replay (the file must be sorted)."""
     last = -math.inf
@@ -184,14 +185,16 @@ def run_delayed_replay(args: argparse.Namespace) -> int:
     events_path, labels_path = Path(args.path), Path(args.labels)
     events = _timed(read_rows(events_path), 1, args.timestamp, events_path, state, "events")
     labels = _timed(read_rows(labels_path), 0, args.timestamp, labels_path, state, "labels")
-    damage: DataFileError | None = None
+    damage: DataFileError | SpillError | None = None
     try:
         replay_with_labels(events, labels, model, features, metrics, state, join, args.join_key)
-    except DataFileError as e:
+    except (DataFileError, SpillError) as e:  # stopped there: what was learned is reported (and saved)
         damage = e
     finally:
         counts = join.counts()
         join.close()
+        events.close()
+        labels.close()
     report_summary = {**summary(metrics, state, features, None, time.perf_counter() - start, state.learned),
                       "join": counts}  # fmt: skip
     if args.save:

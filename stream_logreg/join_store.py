@@ -22,19 +22,28 @@ written without a journal or fsync.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import struct
 import tempfile
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
-__all__ = ["ENTRY_OVERHEAD", "JoinStore", "decode_event", "encode_event"]
+from stream_logreg.exceptions import StreamLogregError
+
+__all__ = ["ENTRY_OVERHEAD", "JoinStore", "SpillError", "decode_event", "encode_event"]
 
 ENTRY_OVERHEAD = 300  # bytes an entry costs beside its payload (key, tuple, float, bytes object, slot; measured)
+
+
+class SpillError(StreamLogregError):
+    """The spill file cannot be made, written or read (the disk is full, the folder is not
+    writable): the message names the file and the fix."""
 
 
 class JoinStore:
@@ -111,7 +120,8 @@ class JoinStore:
             self.db.close()
             self.db = None
         if self.path is not None:
-            os.unlink(self.path)
+            with contextlib.suppress(FileNotFoundError):  # its making may have failed half-way
+                os.unlink(self.path)
             os.rmdir(os.path.dirname(self.path))
             self.path = None
         self.recent.clear()
@@ -128,9 +138,10 @@ class JoinStore:
             rows.append((self.next_seq, key, time, payload))
             self.next_seq += 1
         db = self._open()
-        db.execute("BEGIN")
-        db.executemany("INSERT INTO waiting (seq, key, time, payload) VALUES (?, ?, ?, ?)", rows)
-        db.execute("COMMIT")
+        with self._disk():
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO waiting (seq, key, time, payload) VALUES (?, ?, ?, ?)", rows)
+            db.execute("COMMIT")
         self.spilled += len(rows)
 
     def _read_head(self) -> None:
@@ -143,19 +154,37 @@ class JoinStore:
         self.spilled -= len(rows)
 
     def _sql(self, statement: str, parameters: tuple = ()) -> sqlite3.Cursor:
-        return self._open().execute(statement, parameters)
+        db = self._open()
+        with self._disk():
+            return db.execute(statement, parameters)
+
+    @contextlib.contextmanager
+    def _disk(self) -> Iterator[None]:
+        where = self.path or f"a new folder in {self.folder or tempfile.gettempdir()}"
+        try:
+            yield
+        except (sqlite3.Error, OSError) as e:
+            raise SpillError(
+                f"the label join's spill file ({where}) failed: {e}; free disk space there, point TMPDIR at a "
+                "larger disk, or give the join more memory (--join-memory)"
+            ) from None
 
     def _open(self) -> sqlite3.Connection:
         if self.db is None:
-            self.path = os.path.join(tempfile.mkdtemp(prefix="stream-logreg-join-", dir=self.folder), "waiting.sqlite")
-            self.db = sqlite3.connect(self.path, isolation_level=None)
-            # Scratch: no journal, no fsync, and the file locked once (not around each statement).
-            for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE", "cache_size=-32768"):
-                self.db.execute(f"PRAGMA {pragma}")
-            self.db.execute("CREATE TABLE waiting (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, time REAL NOT NULL, "
-                            "payload BLOB NOT NULL)")  # fmt: skip
-            self.db.execute("CREATE UNIQUE INDEX waiting_by_key ON waiting (key)")
+            with self._disk():
+                self.db = self._create()
         return self.db
+
+    def _create(self) -> sqlite3.Connection:
+        self.path = os.path.join(tempfile.mkdtemp(prefix="stream-logreg-join-", dir=self.folder), "waiting.sqlite")
+        db = sqlite3.connect(self.path, isolation_level=None)
+        # Scratch: no journal, no fsync, and the file locked once (not around each statement).
+        for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE", "cache_size=-32768"):
+            db.execute(f"PRAGMA {pragma}")
+        db.execute("CREATE TABLE waiting (seq INTEGER PRIMARY KEY, key TEXT NOT NULL, time REAL NOT NULL, "
+                   "payload BLOB NOT NULL)")  # fmt: skip
+        db.execute("CREATE UNIQUE INDEX waiting_by_key ON waiting (key)")
+        return db
 
 
 _HEAD = struct.Struct("<dI")  # the probability, the length of the names' JSON

@@ -235,3 +235,45 @@ def test_an_events_features_go_to_bytes_and_back_bit_for_bit():
         back, back_proba = decode_event(encode_event(x, proba))
         assert list(back) == list(x) and all(type(a) is type(b) for a, b in zip(back, x, strict=True))
         assert [v.hex() for v in back.values()] == [v.hex() for v in x.values()] and back_proba == proba
+
+
+def test_a_spill_file_that_cannot_be_written_stops_the_replay_naming_the_fix(tmp_path, capsys, monkeypatch):
+    """A full disk (or a folder not writable) under the join's spill file: one line naming
+    the file and the fix, exit 2, what was learned before it reported; nothing left behind."""
+    import sqlite3
+    import tempfile
+
+    from stream_logreg import join_store
+
+    connect = sqlite3.connect
+
+    class FullDisk:
+        """A connection whose inserts find the disk full."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            self.real = connect(*args, **kwargs)
+
+        def execute(self, *args):
+            return self.real.execute(*args)
+
+        def executemany(self, *args):
+            raise sqlite3.OperationalError("database or disk is full")
+
+        def close(self) -> None:
+            self.real.close()
+
+    spill_folder = tmp_path / "spill"
+    spill_folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill_folder))
+    monkeypatch.setattr(join_store.sqlite3, "connect", FullDisk)
+    events = [{"id": i, "timestamp": i, "a": 1.0} for i in range(50)]
+    write_jsonl(tmp_path / "events.jsonl", events)
+    write_jsonl(tmp_path / "labels.jsonl", [{"id": i, "timestamp": i + 0.5, "y": i % 2} for i in range(50)])
+    flags = ["--labels", str(tmp_path / "labels.jsonl"), "--join-key", "id", "--label-timeout", "10",
+             "--target", "y", "--join-memory", "0.0001"]  # fmt: skip
+    assert main(["replay", str(tmp_path / "events.jsonl"), *flags]) == 2
+    captured = capsys.readouterr()
+    assert "the label join's spill file" in captured.err and "database or disk is full" in captured.err
+    assert "free disk space there, point TMPDIR at a larger disk, or give the join more memory" in captured.err
+    assert "labels joined" in captured.out
+    assert list(spill_folder.iterdir()) == []
