@@ -8,7 +8,8 @@ the file's rows (ordered by a sequence number) followed by the dict's (insertion
 SQLite, not RocksDB or LMDB: it is in Python's standard library (nothing to install), it
 deletes by key and scans by sequence with one index, and it needs no size given in
 advance (LMDB does). The file is scratch, rebuilt from the records if lost, so it is
-written without a journal or fsync.
+written without a journal or fsync. Memory: ``memory_bytes``, SQLite's page cache (32 MB)
+and one batch of rows read back (:attr:`JoinStore.HEAD_ROWS`).
 
 >>> store = JoinStore(memory_bytes=100)
 >>> for i in range(10):
