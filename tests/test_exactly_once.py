@@ -198,9 +198,15 @@ def test_three_instances_killed_at_random_share_one_model_and_publish_each_recor
     assert sum(p["counters"]["learned"] for _, p in models.values()) == len(valid)
     assert sum(p["counters"]["dead_lettered"] for _, p in models.values()) == poison
     assert_each_once(kafka_bootstrap, topic, values, keys, 6)
-    # They learned one model together: each folded in the others' changes as it ran.
-    for log in logs.values():
-        assert max(e["changes_folded"] for e in events(log, "checkpoint")) > 0
+    # They learned one model together: each that learned records folded in the others'
+    # changes as it ran. (One may learn none: kafka-python can leave a consumer without an
+    # assignment after a rebalance until the service starts it again, 20 s later, and by
+    # then the others may have learned the whole stream.)
+    checkpoints = {name: events(log, "checkpoint") for name, log in logs.items()}
+    learners = [name for name, seen in checkpoints.items() if max(e["learned"] for e in seen) > 0]
+    assert len(learners) >= 2
+    for name in learners:
+        assert max(e["changes_folded"] for e in checkpoints[name]) > 0, name
 
 
 def kill_after_a_checkpoint(log: Path, runs: int, rng: random.Random) -> None:
