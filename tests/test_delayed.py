@@ -154,6 +154,8 @@ def test_what_replay_with_labels_refuses_is_named(tmp_path, capsys):
     assert "--scale does not work with --labels yet" in capsys.readouterr().err
     assert main([*base, "--join-key", "id", "--label-timeout", "-1"]) == 2
     assert "timeout must be a number of seconds >= 0" in capsys.readouterr().err
+    assert main([*base, "--join-key", "id", "--label-timeout", "9", "--join-memory", "0"]) == 2
+    assert "--join-memory must be a number of MB > 0, got 0.0" in capsys.readouterr().err
     assert main([*base, "--join-key", "id", "--label-timeout", "9"]) == 2  # the events go back in time
     assert "timestamp 3.0 of line 2 is before the one before it, 5.0; sort the file" in capsys.readouterr().err
 
