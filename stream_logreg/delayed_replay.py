@@ -217,9 +217,10 @@ def run_delayed_replay(args: argparse.Namespace) -> int:
     print(f"{'labels unmatched':<16} {counts['labels_unmatched']:,}   (no event within the timeout: skipped rows)")
     print(f"{'still waiting':<16} {counts['events_waiting']:,} events, {counts['labels_waiting']:,} labels "
           "(the files ended within their timeout)")  # fmt: skip
-    if counts["spilled_bytes"]:
-        print(f"{'spilled':<16} {counts['spilled_bytes'] / 2**20:,.1f} MB   (what waited past --join-memory "
-              f"{args.join_memory:g} MB, in a temporary file, deleted)")  # fmt: skip
+    if spilled := counts["spilled_bytes"]:
+        size = f"{spilled / 2**20:,.1f} MB" if spilled >= 2**20 else f"{spilled / 1024:,.0f} kB"
+        print(f"{'spilled':<16} {size}   (the temporary file of what waited past --join-memory "
+              f"{args.join_memory:g} MB, at its largest; deleted)")  # fmt: skip
     if damage is not None:
         print(f"stream-logreg replay: {damage}", file=sys.stderr)
         return 2
