@@ -30,9 +30,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal, NamedTuple
 
-import orjson
-
-from stream_logreg.join_store import JoinStore, decode_event, encode_event
+from stream_logreg.join_store import JoinStore, decode_event, decode_label, encode_event, encode_label
 
 __all__ = ["DelayHistogram", "LabelJoin", "Pair"]
 
@@ -104,7 +102,7 @@ class LabelJoin:
             raise ValueError(f"on_timeout must be 'drop' or 'negative', got {on_timeout!r}")
         self.timeout, self.on_timeout = float(timeout), on_timeout
         self.events = JoinStore(memory_bytes, folder)  # key -> (time, the features and proba encoded)
-        self.labels = JoinStore(memory_bytes, folder)  # key -> (time, [y, where] as JSON)
+        self.labels = JoinStore(memory_bytes, folder)  # key -> (time, the label and where it came from encoded)
         self.delays = DelayHistogram()
         self.events_seen = self.joined = self.events_expired = self.labels_unmatched = self.duplicates = 0
         self.now = -math.inf
@@ -127,7 +125,7 @@ class LabelJoin:
             key, _, payload = oldest
             self.labels.pop(key)
             self.labels_unmatched += 1
-            unmatched.append((key, orjson.loads(payload)[1]))
+            unmatched.append((key, decode_label(payload)[1]))
         return negatives, unmatched
 
     def event(self, key: str, x: dict, proba: float, time: float) -> Pair | None:
@@ -142,7 +140,7 @@ class LabelJoin:
         if early is not None:
             self.joined += 1
             self.delays.add(early[0] - time)
-            return Pair(key, x, orjson.loads(early[1])[0], proba)
+            return Pair(key, x, decode_label(early[1])[0], proba)
         self.events.put(key, time, encode_event(x, proba))
         return None
 
@@ -160,7 +158,7 @@ class LabelJoin:
         if key in self.labels:
             self.duplicates += 1
             raise ValueError(f"a label with the join key {key!r} is waiting for its event already")
-        self.labels.put(key, time, orjson.dumps([y, where]))
+        self.labels.put(key, time, encode_label(y, where))
         return None
 
     def close(self) -> None:

@@ -37,7 +37,7 @@ import orjson
 
 from stream_logreg.exceptions import StreamLogregError
 
-__all__ = ["ENTRY_OVERHEAD", "JoinStore", "SpillError", "decode_event", "encode_event"]
+__all__ = ["ENTRY_OVERHEAD", "JoinStore", "SpillError", "decode_event", "decode_label", "encode_event", "encode_label"]
 
 ENTRY_OVERHEAD = 300  # bytes an entry costs beside its payload (key, tuple, float, bytes object, slot; measured)
 
@@ -210,3 +210,18 @@ def decode_event(payload: bytes) -> tuple[dict[Any, float], float]:
     values = array("d")
     values.frombytes(payload[start:])
     return dict(zip(names, values, strict=True)), proba
+
+
+def encode_label(y: bool, where: Any) -> bytes:
+    """A label and where it came from (a line, an offset) as bytes.
+
+    >>> decode_label(encode_label(True, 17))
+    (True, 17)
+    """
+    return orjson.dumps([y, where])
+
+
+def decode_label(payload: bytes) -> tuple[bool, Any]:
+    """The label and its origin :func:`encode_label` encoded."""
+    y, where = orjson.loads(payload)
+    return y, where
