@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from kafka.coordinator.assignors.range import RangePartitionAssignor
 
 from stream_logreg import LogisticRegression
 from stream_logreg.evaluate import ProgressiveMetrics
@@ -83,6 +84,13 @@ class ServiceConfig:
     processing_guarantee: str = "at-least-once"  # or "exactly-once"
     instance_id: str = ""  # exactly-once: names this instance's snapshot and transactions
     state_topic_name: str | None = None  # exactly-once: default <group>-<topic>-state
+    # Labels that come later (exactly-once only): the events in ``topic``, the labels here.
+    labels_topic: str | None = None
+    join_key: str = ""
+    label_timeout: float = 0.0
+    on_timeout: str = "drop"  # or "negative"
+    timestamp: str = "timestamp"  # the time field of events and labels
+    join_memory_bytes: int = 100 * 2**20  # for the events (and for the labels) waiting, per partition
 
     @property
     def featurizer(self) -> Features:
@@ -109,13 +117,18 @@ class ServiceConfig:
         return f"{self.state_topic}-changes"
 
     @property
+    def join_topic(self) -> str:
+        """The label join's compacted changelog, partitioned as the events."""
+        return f"{self.state_topic}-join"
+
+    @property
     def transactional_id(self) -> str:
         return f"{self.state_topic}.{self.instance_id}"
 
 
 def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
     """The service's KafkaConsumer settings (the benchmark's raw consumer uses them too)."""
-    return {
+    settings: dict[str, Any] = {
         "bootstrap_servers": config.bootstrap_servers,
         "group_id": config.group_id,
         "enable_auto_commit": False,
@@ -138,6 +151,11 @@ def consumer_settings(config: ServiceConfig) -> dict[str, Any]:
         # took before the stall may complete after the partition has moved on.
         "isolation_level": "read_committed" if config.exactly_once else "read_uncommitted",
     }
+    if config.labels_topic:
+        # Partition p of the events and of the labels topics go to the same instance: the topics
+        # have as many partitions, and the range assignor deals each topic's in the same member order.
+        settings["partition_assignment_strategy"] = (RangePartitionAssignor,)
+    return settings
 
 
 _ONE_LINE_AT_A_TIME = threading.Lock()

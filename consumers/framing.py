@@ -55,10 +55,12 @@ def split(blob: bytes, size: int = PART_BYTES) -> list[bytes]:
     return [blob[i : i + size] for i in range(0, max(len(blob), 1), size)]
 
 
-def committed_reader(bootstrap_servers: str, topic: str, position: int) -> tuple[KafkaConsumer, TopicPartition]:
-    """A consumer of the topic's one partition from ``position`` on (no group), seeing only
-    records of committed transactions."""
-    partition = TopicPartition(topic, 0)
+def committed_reader(
+    bootstrap_servers: str, topic: str, position: int, partition_number: int = 0
+) -> tuple[KafkaConsumer, TopicPartition]:
+    """A consumer of one partition of the topic (default: its first) from ``position`` on
+    (no group), seeing only records of committed transactions."""
+    partition = TopicPartition(topic, partition_number)
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False,
         isolation_level="read_committed", max_partition_fetch_bytes=8 << 20,

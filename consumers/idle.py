@@ -46,19 +46,20 @@ def stalled(consumer: Any) -> bool:
         return False  # the broker is away: not the consumer's fault
 
 
-def wait_for_topic(config: ServiceConfig, stop_requested: Callable[[], bool]) -> bool:
-    """Wait, without spinning, until the topic exists; False when a stop or the idle
-    timeout (counted while the broker answers) comes first."""
+def wait_for_topic(config: ServiceConfig, stop_requested: Callable[[], bool], topic: str | None = None) -> bool:
+    """Wait, without spinning, until the topic (default: the events topic) exists; False
+    when a stop or the idle timeout (counted while the broker answers) comes first."""
+    topic = topic or config.topic
     since, said = time.monotonic(), ""
     while not stop_requested():
         try:
-            if partition_count(config.bootstrap_servers, config.topic) > 0:
+            if partition_count(config.bootstrap_servers, topic) > 0:
                 return True
             reason = "the topic does not exist yet"
         except KafkaError as e:
             reason, since = f"the broker does not answer ({e})", time.monotonic()
         if reason != said:
-            event("waiting_for_topic", topic=config.topic, reason=reason)
+            event("waiting_for_topic", topic=topic, reason=reason)
             said = reason
         if time.monotonic() - since > (config.idle_timeout or math.inf):
             event("idle", seconds=config.idle_timeout, reason="the topic never appeared")

@@ -73,6 +73,15 @@ class Outputs:
             value = {"partition": partition, "offset": message.offset, "probability": p, "model_version": version + i}
             self._send(self.config.predictions_topic, message, json.dumps(value).encode(), message.key, [])
 
+    def event_prediction(self, message: Record, join_key: str, probability: float, version: int) -> None:
+        """Publish the probability predicted for an event whose label comes later, with its
+        join key and the model's version (its steps) that made it, keyed as the event was."""
+        if not self.config.predictions_topic:
+            return
+        value = {"partition": message.partition, "offset": message.offset, "join_key": join_key,
+                 "probability": probability, "model_version": version}  # fmt: skip
+        self._send(self.config.predictions_topic, message, json.dumps(value).encode(), message.key, [])
+
     def dead_letter(self, message: Record, reason: str) -> None:
         """Send the record to the dead-letter topic, or log it; a dead letter always fits:
         the reason is cut to 512 bytes and a value too large is cut, with headers saying so."""

@@ -34,6 +34,7 @@ from consumers.checkpointing import Checkpointer, Failure, fresh_progress
 from consumers.checkpoints import CheckpointStore, StateStore
 from consumers.config import ServiceConfig, consumer_settings, event, prepare_process, restored_scaler
 from consumers.idle import caught_up, stalled, wait_for_topic
+from consumers.label_join import LabelJoiner
 from consumers.outputs import Outputs
 from consumers.processor import RecordProcessor
 from consumers.record_blocks import RecordBlock, read_in_blocks
@@ -42,6 +43,8 @@ from consumers.transactional import TransactionalCheckpointer
 from stream_logreg.decode import JsonRows, Rows
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import FolderLockedError, ServiceStartError
+from stream_logreg.join_store import SpillError
+from stream_logreg.kafka_admin import ensure_topic, partition_count
 from stream_logreg.options import build_model
 
 STALLED_AFTER = 60.0  # seconds without a record, while records wait, before starting the consumer again
@@ -100,6 +103,11 @@ class ConsumerService:
         features = config.featurizer
         self.processor = RecordProcessor(self.model, self.metrics, self.counters, self.positions, features,
                                          self.outputs, config.max_record_bytes, self.scaler)  # fmt: skip
+        self.join: LabelJoiner | None = None  # with --labels-topic
+        if config.labels_topic:
+            self.join = LabelJoiner(config, self.model, self.metrics, self.counters, self.positions, self.outputs)
+            assert isinstance(self.checkpoints, TransactionalCheckpointer)  # the command refuses it otherwise
+            self.checkpoints.join = self.join
         self.rows = JsonRows(features)
         # Batches being decoded (in C, without the GIL, on a second thread) while the main
         # thread polls the next one: (partition, messages, decoded rows), in poll order.
@@ -107,7 +115,7 @@ class ConsumerService:
         self.decoding: list[tuple[int, RecordBlock, Future[Rows]]] = []
         self.lock = threading.Lock()
         self.stop_requested = False
-        self.pending_assignment: set[Any] = set()
+        self.pending_assignment: set[TopicPartition] = set()
         self.joined = False  # the group has assigned this instance its share (maybe none) once
         self.revoked_at: float | None = None  # when partitions were revoked, until the next assignment
         self.checkpoint_seconds = 0.0  # how long the last checkpoint took
@@ -129,15 +137,23 @@ class ConsumerService:
         self.consumer = read_in_blocks(KafkaConsumer(**consumer_settings(config)), config.max_record_bytes)
         if isinstance(self.checkpoints, TransactionalCheckpointer):
             self.checkpoints.consumer = self.consumer  # its group metadata goes with each commit
-        if wait_for_topic(config, lambda: self.stop_requested):
+        topics = [config.topic] if config.labels_topic is None else [config.topic, config.labels_topic]
+        if all(wait_for_topic(config, lambda: self.stop_requested, topic) for topic in topics):
             self.outputs.connect()
-            self.consumer.partitions_for_topic(config.topic)  # the group's first assignment sees its partitions
-            self.consumer.subscribe([config.topic], listener=_Rebalance(self))
-            self._loop()
+            for topic in topics:
+                self.consumer.partitions_for_topic(topic)  # the group's first assignment sees its partitions
+            if self.join is not None:
+                self.join.consumer = self.consumer
+                self._check_copartitioned()
+            if self.failure is None:
+                self.consumer.subscribe(topics, listener=_Rebalance(self))
+                self._loop()
         with self.lock:
             self._learn_decoded()
             offsets = self._checkpoint()  # None after a failure: nothing more is committed
         self.decoder.shutdown()
+        if self.join is not None:
+            self.join.close()
         self.telemetry.update(self.snapshot())
         if offsets:
             try:
@@ -176,14 +192,19 @@ class ConsumerService:
                 last_record = time.monotonic()
             with self.lock:
                 for tp, blocks in batch.items():
-                    if tp.partition in placed or tp not in self.consumer.assignment():
+                    if tp in placed or tp not in self.consumer.assignment():
                         continue  # fetched before this partition's start was decided; it is fetched again
                     messages = RecordBlock.join(blocks)
                     if config.max_records is not None:
                         messages = messages[: config.max_records - self._consumed()]
                     if messages:
-                        self._decode(tp.partition, messages)
+                        if self.join is not None:
+                            self.join.fetched(tp, messages)
+                        else:
+                            self._decode(tp.partition, messages)
                         last_record = last_fetched = time.monotonic()
+                if self.join is not None and self.failure is None:
+                    self._take_joined()
                 if self.checkpoints.due():
                     self._checkpoint_and_commit()
             if self.telemetry.due():
@@ -217,9 +238,35 @@ class ConsumerService:
         return int(1000 * (0.5 + 2 * self.checkpoint_seconds))
 
     def _consumed(self) -> int:
-        """Records consumed since the process started (learned, or being decoded)."""
-        decoding = sum(len(m) for _, m, _ in self.decoding)
+        """Records consumed since the process started (learned, or being decoded or joined)."""
+        decoding = sum(len(m) for _, m, _ in self.decoding) + (self.join.waiting() if self.join else 0)
         return self.counters["consumed"] - self.consumed_at_start + decoding
+
+    def _take_joined(self) -> None:
+        """Take what the label joins can take now (call with self.lock held)."""
+        assert self.join is not None
+        try:
+            self.checkpoints.since += self.join.process()
+        except SpillError as e:
+            self._fail(Failure(1, f"{e}; nothing was committed past checkpoint {self.checkpoints.version}"))
+
+    def _check_copartitioned(self) -> None:
+        """The events and labels topics (and the join's changelog) must have as many
+        partitions: fail (status 2) naming them otherwise."""
+        config = self.config
+        assert config.labels_topic is not None
+        counts = {topic: len(self.consumer.partitions_for_topic(topic) or ())
+                  for topic in (config.topic, config.labels_topic)}  # fmt: skip
+        ensure_topic(config.bootstrap_servers, config.join_topic, partitions=counts[config.topic],
+                     configs={"cleanup.policy": "compact"})  # fmt: skip
+        counts[config.join_topic] = partition_count(config.bootstrap_servers, config.join_topic)
+        if len(set(counts.values())) > 1:
+            found = ", ".join(f"{topic} has {n}" for topic, n in counts.items())
+            self._fail(Failure(2, (
+                f"the events and labels must be co-partitioned by the join key, and the join's changelog "
+                f"partitioned as they are: {found} partitions; give the topics as many partitions (and produce both "
+                f"keyed by --join-key with one partitioner), or a new --state-topic for a changelog of another count"
+            )))  # fmt: skip
 
     def _decode(self, partition: int, messages: RecordBlock) -> None:
         """Hand the messages to the decoding thread; where the count since the last
@@ -273,27 +320,52 @@ class ConsumerService:
         self.failure = failure
         self.stop_requested = True
 
-    def _place(self, partitions: set[int]) -> None:
-        """Decide where each newly assigned partition starts, and seek there (main thread,
-        without the lock: it waits on the broker)."""
-        for partition in sorted(partitions):
-            tp = TopicPartition(self.config.topic, partition)
+    def _place(self, partitions: set[TopicPartition]) -> None:
+        """Decide where each newly assigned partition starts (and read its label join back),
+        and seek there (main thread, without the lock: it waits on the broker)."""
+        for tp in sorted(partitions):
+            partition, labels = tp.partition, tp.topic != self.config.topic
             committed = self.consumer.committed(tp, metadata=True)
-            mine = self.positions.get(partition)
+            mine = None if labels else self.positions.get(partition)
             try:
                 start = self.checkpoints.start(partition, committed, mine)
+                restored = None if self.join is None or labels else self.join.restore(partition)
             except Failure as e:
                 self._fail(e)
+                return
+            except (KafkaError, TimeoutError, SpillError) as e:
+                self._fail(Failure(75, f"cannot read the label join of partition {partition} back ({e!r})",
+                                   retry=True))  # fmt: skip
                 return
             if start is None:
                 start = self.consumer.beginning_offsets([tp])[tp]
             if tp not in self.consumer.assignment():  # revoked while this waited on the broker (an outage)
-                event("placement_skipped", partition=partition, reason="revoked while placing")
+                event("placement_skipped", topic=tp.topic, partition=partition, reason="revoked while placing")
                 continue
             self.consumer.seek(tp, start)
-            self.positions[partition] = start
-            event("assigned", partition=partition, start=start, committed=committed and committed.offset, mine=mine)
+            if labels:
+                assert self.join is not None
+                self.join.label_positions[partition] = start
+            else:
+                self.positions[partition] = start
+            event("assigned", topic=tp.topic, partition=partition, start=start,
+                  committed=committed and committed.offset, mine=mine, join_changes_read=restored)  # fmt: skip
         self.checkpoints.fresh = False
+        if self.join is not None and partitions:
+            self._check_coassigned()
+
+    def _check_coassigned(self) -> None:
+        """Each instance must own partition p of both topics, or of neither."""
+        owned: dict[str, set[int]] = {self.config.topic: set(), self.config.labels_topic or "": set()}
+        for tp in self.consumer.assignment():
+            owned[tp.topic].add(tp.partition)
+        if len(set(map(frozenset, owned.values()))) > 1:
+            self._fail(Failure(2, (
+                f"this instance was given partitions {sorted(owned[self.config.topic])} of the events and "
+                f"{sorted(owned[self.config.labels_topic or ''])} of the labels: another member of group "
+                f"{self.config.group_id} assigns otherwise; give every member the range assignor (stream-logreg "
+                "consume --labels-topic does), or use a group of its own"
+            )))  # fmt: skip
 
     def snapshot(self) -> Snapshot:
         """The figures the metrics show, now."""
@@ -337,6 +409,8 @@ class _Rebalance(AsyncConsumerRebalanceListener):
             checkpoints = service.checkpoints
             offsets = service._checkpoint(partitions) if checkpoints.since else service._offsets(partitions)
             future = service.consumer.commit_async(offsets) if offsets else None
+            if service.join is not None:
+                service.join.forget(partitions)
         if future is not None:
             try:
                 await future
@@ -348,7 +422,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
             event("rebalance", assigned=sorted(tp.partition for tp in assigned))
             if isinstance(self.service.checkpoints, TransactionalCheckpointer):
                 self.service.checkpoints.generation = self.service.consumer.group_metadata()
-            self.service.pending_assignment |= {tp.partition for tp in assigned}
+            self.service.pending_assignment |= set(assigned)
             self.service.joined, self.service.revoked_at = True, None
 
 

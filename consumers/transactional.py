@@ -35,6 +35,7 @@ from consumers.checkpointing import Failure, checkpoint_due, fresh_progress
 from consumers.checkpoints import Checkpoint
 from consumers.config import ServiceConfig, event
 from consumers.group_sync import GroupSync
+from consumers.label_join import LabelJoiner
 from consumers.outputs import Outputs
 from consumers.state_topic import KafkaStateStore
 from stream_logreg import LogisticRegression
@@ -66,6 +67,7 @@ class TransactionalCheckpointer:
         self.feed: ChangesFeed | None = None
         self.folded = 0  # other instances' changes folded in by this process
         self.delays: list[float] = []  # seconds from their making to their folding in, since the last checkpoint
+        self.join: LabelJoiner | None = None  # with --labels-topic: its changes and offsets go in each transaction
 
     def restore(self) -> Checkpoint | None:
         config = self.config
@@ -136,7 +138,7 @@ class TransactionalCheckpointer:
         produced since the last one). Raises Failure when it had to be aborted."""
         assert self.sync is not None and self.feed is not None
         producer, config = self.outputs.producer, self.config
-        owned = {tp.partition for tp in self.consumer.assignment()}
+        owned = {tp.partition for tp in self.consumer.assignment() if tp.topic == config.topic}
         try:
             change = self.sync.take()
             if change is not None:
@@ -146,6 +148,9 @@ class TransactionalCheckpointer:
             size = self.store.write(producer, self.version + 1, model, self.sync.clock, self.feed.position(), progress)
             offsets = {TopicPartition(config.topic, p): OffsetAndMetadata(o, "", -1)
                        for p, o in positions.items() if p in owned}  # fmt: skip
+            if self.join is not None:
+                join_changes = self.join.write_changes(producer)
+                offsets.update(self.join.offsets(owned))
             if offsets:
                 producer.send_offsets_to_transaction(offsets, self.generation)
             producer.commit_transaction()
@@ -169,7 +174,8 @@ class TransactionalCheckpointer:
         self.since, self.last = 0, time.monotonic()
         event("checkpoint", version=self.version, learned=counters["learned"], offsets=positions, bytes=size,
               steps=model.n_steps, changes_folded=self.folded,
-              fold_delay_s=round(max(self.delays), 3) if self.delays else None)  # fmt: skip
+              fold_delay_s=round(max(self.delays), 3) if self.delays else None,
+              **({} if self.join is None else {"join": self.join.figures(), "join_changes": join_changes}))  # fmt: skip
         self.delays = []
         return True
 

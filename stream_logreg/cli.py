@@ -158,6 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="stop after this many seconds with nothing to read while the broker answers (default: never)",
     )  # fmt: skip
     option("--curve-every", type=int, default=10_000, help="records between learning-curve points in checkpoints")
+    option(
+        "--labels-topic", metavar="TOPIC",
+        help="the labels come later, in this topic (exactly-once; with --join-key, --label-timeout): each event "
+        "of --topic is predicted on arrival and learned when its label comes (default: none, labels inline)",
+    )  # fmt: skip
+    option("--join-key", metavar="FIELD", help="with --labels-topic: the field joining a label to its event")
+    option("--label-timeout", type=float, metavar="SECONDS",
+           help="with --labels-topic: how long an event waits for its label, and a label for its event")  # fmt: skip
+    option("--on-timeout", choices=("drop", "negative"), default="drop",
+           help="with --labels-topic: an event not labelled in time is dropped, or learned as a negative")  # fmt: skip
+    option("--timestamp", default="timestamp", metavar="FIELD",
+           help="with --labels-topic: the time field of events and labels, seconds or ISO 8601")  # fmt: skip
+    option(
+        "--join-memory", type=float, default=100.0, metavar="MB",
+        help="with --labels-topic: memory for the events (and for the labels) waiting, per partition; the "
+        "oldest beyond it wait in a temporary SQLite file in $TMPDIR",
+    )  # fmt: skip
 
     demo = command("demo", help="watch a model learn live from a local Kafka stream (Java + Maven)")
     demo.add_argument("--dataset", choices=DATASETS, default="phishing", help="the bundled data set to stream")
@@ -242,6 +259,8 @@ def run_consume(args: argparse.Namespace) -> int:
         )
     if not exactly_once and not args.checkpoint_dir:
         raise UsageError("--checkpoint-dir is required (or --processing-guarantee exactly-once, state in Kafka)")
+    if args.labels_topic:
+        check_label_join_args(args, exactly_once)
     config = ServiceConfig(
         bootstrap_servers=args.bootstrap_servers, topic=args.topic, group_id=args.group_id, target=args.target,
         features=featurizer.features, drop=featurizer.drop, categorical=featurizer.categorical,
@@ -255,7 +274,9 @@ def run_consume(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address, reset_model=args.reset_model, max_record_bytes=args.max_record_bytes,
         max_abs_value=args.max_abs_value, model=model_params(args), max_records=args.max_records,
         idle_timeout=args.idle_timeout,
-        curve_every=args.curve_every,
+        curve_every=args.curve_every, labels_topic=args.labels_topic, join_key=args.join_key or "",
+        label_timeout=args.label_timeout or 0.0, on_timeout=args.on_timeout, timestamp=args.timestamp,
+        join_memory_bytes=int(args.join_memory * 2**20),
     )  # fmt: skip
     try:
         service = ConsumerService(config)
@@ -288,6 +309,24 @@ def run_consume(args: argparse.Namespace) -> int:
     if failure is not None:
         print(f"stream-logreg consume: {failure}", file=sys.stderr)
     return status
+
+
+def check_label_join_args(args: argparse.Namespace, exactly_once: bool) -> None:
+    """UsageError naming what ``consume --labels-topic`` lacks or cannot take."""
+    if not exactly_once:
+        raise UsageError("--labels-topic needs --processing-guarantee exactly-once: the join's state is kept in "
+                         "Kafka, committed with both topics' offsets")  # fmt: skip
+    for value, name in [(args.join_key, "--join-key"), (args.label_timeout, "--label-timeout")]:
+        if value is None:
+            raise UsageError(f"--labels-topic needs {name}")
+    if args.scale:
+        raise UsageError("--scale does not work with --labels-topic yet; leave it out")
+    if args.labels_topic == args.topic:
+        raise UsageError("--labels-topic must be another topic than --topic (the events)")
+    if not (math.isfinite(args.label_timeout) and args.label_timeout >= 0):
+        raise UsageError(f"--label-timeout must be a number of seconds >= 0, got {args.label_timeout}")
+    if not (math.isfinite(args.join_memory) and args.join_memory > 0):
+        raise UsageError(f"--join-memory must be a number of MB > 0, got {args.join_memory}")
 
 
 def run_inspect(folder: str | None, top: int, names_from: str | None = None) -> int:

@@ -27,12 +27,13 @@ Pair(key='a', x={'x': 1.0}, y=True, proba=0.7)
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from typing import Any, Literal, NamedTuple
 
 from stream_logreg.join_store import JoinStore, decode_event, decode_label, encode_event, encode_label
 
-__all__ = ["DelayHistogram", "LabelJoin", "Pair"]
+__all__ = ["DelayHistogram", "JoinTally", "LabelJoin", "Pair", "join_key", "parse_time"]
 
 
 class Pair(NamedTuple):
@@ -83,6 +84,60 @@ class DelayHistogram:
                 return 0.0 if bucket == 0 else self.LOW * self.RATIO ** min(bucket, self.N)
         return math.inf  # unreachable: the counts add up to n
 
+    def to_state(self) -> dict[str, int]:
+        """The counts as JSON-ready data (the buckets that hold any)."""
+        return {str(bucket): count for bucket, count in enumerate(self.counts) if count}
+
+    @classmethod
+    def from_state(cls, state: dict[str, int]) -> DelayHistogram:
+        histogram = cls()
+        for bucket, count in state.items():
+            histogram.counts[int(bucket)] = int(count)
+        histogram.n = sum(histogram.counts)
+        return histogram
+
+
+class JoinTally:
+    """What joins have done: events seen, pairs joined, events expired, labels unmatched,
+    records refused as duplicates, and the label delays. Apart from the join, so that the
+    service's joins (one per partition) add up into one tally, saved with its state.
+
+    >>> tally = JoinTally.from_state({"events": 3, "joined": 1, "delays": {"5": 1}})
+    >>> tally.joined, tally.delays.n, JoinTally.from_state(tally.to_state()).to_state() == tally.to_state()
+    (1, 1, True)
+    """
+
+    COUNTS = ("events", "joined", "events_expired", "labels_unmatched", "duplicates")
+
+    def __init__(self) -> None:
+        self.events = self.joined = self.events_expired = self.labels_unmatched = self.duplicates = 0
+        self.delays = DelayHistogram()
+
+    def to_state(self) -> dict[str, Any]:
+        return {**{name: getattr(self, name) for name in self.COUNTS}, "delays": self.delays.to_state()}
+
+    def figures(self) -> dict[str, float]:
+        """The counts, the join rate (joined / events) and the label delay percentiles (s)."""
+        return {
+            "events": self.events,
+            "joined": self.joined,
+            "join_rate": self.joined / self.events if self.events else math.nan,
+            "events_expired": self.events_expired,
+            "labels_unmatched": self.labels_unmatched,
+            "duplicates": self.duplicates,
+            "delay_p50": self.delays.percentile(50),
+            "delay_p90": self.delays.percentile(90),
+            "delay_p99": self.delays.percentile(99),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> JoinTally:
+        tally = cls()
+        for name in cls.COUNTS:
+            setattr(tally, name, int(state.get(name, 0)))
+        tally.delays = DelayHistogram.from_state(state.get("delays", {}))
+        return tally
+
 
 class LabelJoin:
     """The events waiting for their labels and the labels waiting for their events, both
@@ -94,7 +149,7 @@ class LabelJoin:
 
     def __init__(
         self, timeout: float, on_timeout: Literal["drop", "negative"] = "drop",
-        memory_bytes: int = 100 * 2**20, folder: str | None = None,
+        memory_bytes: int = 100 * 2**20, folder: str | None = None, tally: JoinTally | None = None,
     ) -> None:  # fmt: skip
         if not (isinstance(timeout, (int, float)) and timeout >= 0 and math.isfinite(timeout)):
             raise ValueError(f"the label timeout must be a number of seconds >= 0, got {timeout!r}")
@@ -103,43 +158,41 @@ class LabelJoin:
         self.timeout, self.on_timeout = float(timeout), on_timeout
         self.events = JoinStore(memory_bytes, folder)  # key -> (time, the features and proba encoded)
         self.labels = JoinStore(memory_bytes, folder)  # key -> (time, the label and where it came from encoded)
-        self.delays = DelayHistogram()
-        self.events_seen = self.joined = self.events_expired = self.labels_unmatched = self.duplicates = 0
-        self.now = -math.inf
+        self.tally = tally if tally is not None else JoinTally()
 
     def advance(self, now: float) -> tuple[list[Pair], list[tuple[str, Any]]]:
         """Time is ``now``: return the events whose timeout passed, to learn as negatives
         (with ``on_timeout="negative"``; none when dropping), and the labels that waited in
         vain (their key and where they came from)."""
-        self.now = max(self.now, now)
         negatives: list[Pair] = []
         unmatched: list[tuple[str, Any]] = []
         while (oldest := self.events.oldest()) is not None and oldest[1] + self.timeout < now:
             key, _, payload = oldest
             self.events.pop(key)
-            self.events_expired += 1
+            self.tally.events_expired += 1
             if self.on_timeout == "negative":
                 x, proba = decode_event(payload)
                 negatives.append(Pair(key, x, False, proba))
         while (oldest := self.labels.oldest()) is not None and oldest[1] + self.timeout < now:
             key, _, payload = oldest
             self.labels.pop(key)
-            self.labels_unmatched += 1
+            self.tally.labels_unmatched += 1
             unmatched.append((key, decode_label(payload)[1]))
         return negatives, unmatched
 
     def event(self, key: str, x: dict, proba: float, time: float) -> Pair | None:
         """An event predicted ``proba`` at ``time``: the pair to learn at once if its label
         came first, else None (it waits). ValueError if an event of that key waits already."""
-        self.events_seen += 1
+        tally = self.tally
+        tally.events += 1
         if key in self.events:
-            self.duplicates += 1
+            tally.duplicates += 1
             raise ValueError(f"an event with the join key {key!r} is waiting for its label already; join keys "
                              "must be unique within the label timeout")  # fmt: skip
         early = self.labels.pop(key)
         if early is not None:
-            self.joined += 1
-            self.delays.add(early[0] - time)
+            tally.joined += 1
+            tally.delays.add(early[0] - time)
             return Pair(key, x, decode_label(early[1])[0], proba)
         self.events.put(key, time, encode_event(x, proba))
         return None
@@ -152,11 +205,11 @@ class LabelJoin:
         if waiting is not None:
             event_time, payload = waiting
             x, proba = decode_event(payload)
-            self.joined += 1
-            self.delays.add(time - event_time)
+            self.tally.joined += 1
+            self.tally.delays.add(time - event_time)
             return Pair(key, x, y, proba)
         if key in self.labels:
-            self.duplicates += 1
+            self.tally.duplicates += 1
             raise ValueError(f"a label with the join key {key!r} is waiting for its event already")
         self.labels.put(key, time, encode_label(y, where))
         return None
@@ -170,17 +223,43 @@ class LabelJoin:
         """The join's figures: events seen, pairs joined and the join rate (joined / events),
         events expired, labels unmatched, records refused as duplicates, events and labels
         waiting now, label delay percentiles (s), the size of the spill files."""
-        return {
-            "events": self.events_seen,
-            "joined": self.joined,
-            "join_rate": self.joined / self.events_seen if self.events_seen else math.nan,
-            "events_expired": self.events_expired,
-            "labels_unmatched": self.labels_unmatched,
-            "duplicates": self.duplicates,
-            "events_waiting": len(self.events),
-            "labels_waiting": len(self.labels),
-            "delay_p50": self.delays.percentile(50),
-            "delay_p90": self.delays.percentile(90),
-            "delay_p99": self.delays.percentile(99),
-            "spilled_bytes": self.events.disk_bytes() + self.labels.disk_bytes(),
-        }
+        return {**self.tally.figures(), "events_waiting": len(self.events), "labels_waiting": len(self.labels),
+                "spilled_bytes": self.events.disk_bytes() + self.labels.disk_bytes()}  # fmt: skip
+
+
+def parse_time(field: str, value: Any) -> float:
+    """A timestamp as seconds: a number, a string of one, or an ISO 8601 date-time (UTC
+    unless it says otherwise); ValueError naming the field otherwise.
+
+    >>> parse_time("ts", "2026-01-01T00:00:10Z") - parse_time("ts", "2026-01-01T00:00:00")
+    10.0
+    """
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value)
+            if math.isfinite(number):
+                return number
+        except ValueError:
+            try:
+                moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            except ValueError:
+                pass
+            else:
+                return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
+    raise ValueError(f"field {field!r} has the value {str(value)[:60]!r}, which is not a timestamp "
+                     "(seconds, or an ISO 8601 date-time)")  # fmt: skip
+
+
+def join_key(field: str, record: dict[str, Any]) -> str:
+    """The join key of a record, as a string (the number 17 and the string "17" are one key,
+    so that a CSV and a JSON file join); ValueError naming the field otherwise."""
+    value = record.get(field)
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    raise ValueError(f"field {field!r} (the join key) is {str(value)[:60]!r}; it must be a string or an integer")

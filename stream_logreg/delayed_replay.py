@@ -13,19 +13,18 @@ as negatives (``--on-timeout``); labels that found no event are skipped rows, na
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import heapq
 import math
 import sys
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from stream_logreg._learner import LogisticRegression
-from stream_logreg.delayed import LabelJoin, Pair
+from stream_logreg.delayed import LabelJoin, Pair, join_key, parse_time
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import DataFileError, MarginError, UsageError
 from stream_logreg.features import Features, parse_label
@@ -34,51 +33,13 @@ from stream_logreg.replay import ReplayState
 from stream_logreg.replay_report import figure, json_safe, print_summary, summary
 from stream_logreg.sources import Row, read_rows
 
-__all__ = ["parse_time", "replay_with_labels", "run_delayed_replay"]
+__all__ = ["replay_with_labels", "run_delayed_replay"]
 
 
 class Timed(NamedTuple):
     time: float
     order: int  # 0: a label, 1: an event (a label goes first at one moment)
     row: Row
-
-
-def parse_time(field: str, value: Any) -> float:
-    """A timestamp as seconds: a number, a string of one, or an ISO 8601 date-time (UTC
-    unless it says otherwise); ValueError naming the field otherwise.
-
-    >>> parse_time("ts", "2026-01-01T00:00:10Z") - parse_time("ts", "2026-01-01T00:00:00")
-    10.0
-    """
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            number = float(value)
-            if math.isfinite(number):
-                return number
-        except ValueError:
-            try:
-                moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-            except ValueError:
-                pass
-            else:
-                return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
-    raise ValueError(f"field {field!r} has the value {str(value)[:60]!r}, which is not a timestamp "
-                     "(seconds, or an ISO 8601 date-time)")  # fmt: skip
-
-
-def join_key(field: str, record: dict[str, Any]) -> str:
-    """The join key of a record, as a string (the number 17 and the string "17" are one key,
-    so that a CSV and a JSON file join); ValueError naming the field otherwise."""
-    value = record.get(field)
-    if isinstance(value, str) and value:
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    raise ValueError(f"field {field!r} (the join key) is {str(value)[:60]!r}; it must be a string or an integer")
 
 
 def _timed(

@@ -30,7 +30,7 @@ import struct
 import tempfile
 from array import array
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -54,7 +54,10 @@ class JoinStore:
 
     Three parts, oldest first: ``head`` (the file's oldest rows, read back a batch at a
     time, so that expiring from the oldest end costs no query per record), the file, and
-    ``recent`` (the newest, in memory)."""
+    ``recent`` (the newest, in memory).
+
+    ``log``, when set, is told of every change: ``log(key, (time, payload))`` for a put,
+    ``log(key, None)`` for a record popped (the service writes them to a changelog topic)."""
 
     HEAD_ROWS = 4096
 
@@ -70,6 +73,7 @@ class JoinStore:
         self.next_seq = 0
         self.db: sqlite3.Connection | None = None
         self.path: str | None = None
+        self.log: Callable[[str, tuple[float, bytes] | None], None] | None = None
 
     def __len__(self) -> int:
         return len(self.recent) + len(self.head) + self.spilled
@@ -82,12 +86,20 @@ class JoinStore:
     def put(self, key: str, time: float, payload: bytes) -> None:
         """Add a record not in the store (the caller checks), newer than every one in it."""
         self.recent[key] = (time, payload)
+        if self.log is not None:
+            self.log(key, (time, payload))
         self.recent_bytes += len(payload) + ENTRY_OVERHEAD
         if self.recent_bytes > self.memory_bytes:
             self._spill()
 
     def pop(self, key: str) -> tuple[float, bytes] | None:
         """Remove and return a record's time and payload; None if it is not here."""
+        found = self._pop(key)
+        if found is not None and self.log is not None:
+            self.log(key, None)
+        return found
+
+    def _pop(self, key: str) -> tuple[float, bytes] | None:
         found = self.recent.pop(key, None)
         if found is not None:
             self.recent_bytes -= len(found[1]) + ENTRY_OVERHEAD
