@@ -162,24 +162,26 @@ class LabelJoiner:
         except Exception as e:  # a record that breaks something unforeseen: never a crash loop
             return Fetched(-math.inf, record, None, f"unexpected {type(e).__name__} while decoding: {e}")
 
-    def process(self) -> int:
-        """Take every record that can be taken now, in each pair's time order; returns how
-        many. SpillError when a spill file cannot be written."""
-        taken = sum(self._merge(partition, pair) for partition, pair in self.pairs.items())
+    def process(self, limit: int) -> int:
+        """Take the records that can be taken now, in each pair's time order, at most
+        ``limit``; returns how many. SpillError when a spill file cannot be written."""
+        taken = 0
+        for partition, pair in self.pairs.items():
+            taken += self._merge(partition, pair, limit - taken)
         if self.probas:
             self.metrics.update(np.array(self.probas), np.array(self.ys))
             self.probas, self.ys = [], []
         for tp in self.consumer.paused():
-            pair = self.pairs.get(tp.partition)
-            queue = None if pair is None else pair.labels if tp.topic == self.config.labels_topic else pair.events
+            owner = self.pairs.get(tp.partition)
+            queue = None if owner is None else owner.labels if tp.topic == self.config.labels_topic else owner.events
             if queue is None or len(queue) < MAX_FETCHED // 2:
                 self.consumer.resume(tp)
         self.counters["join"] = self.tally.to_state()
         return taken
 
-    def _merge(self, partition: int, pair: PartitionJoin) -> int:
+    def _merge(self, partition: int, pair: PartitionJoin, limit: int) -> int:
         taken = 0
-        while True:
+        while taken < limit:
             event_ = pair.events[0] if pair.events else None
             label = pair.labels[0] if pair.labels else None
             events_done = event_ is None and self._read_to_end(self.config.topic, partition)
@@ -194,8 +196,9 @@ class LabelJoiner:
             ):
                 self._event(partition, pair, pair.events.popleft())
             else:
-                return taken
+                break
             taken += 1
+        return taken
 
     def _read_to_end(self, topic: str, partition: int) -> bool:
         """Whether the consumer has read every record the partition holds (as far as the

@@ -243,10 +243,17 @@ class ConsumerService:
         return self.counters["consumed"] - self.consumed_at_start + decoding
 
     def _take_joined(self) -> None:
-        """Take what the label joins can take now (call with self.lock held)."""
+        """Take what the label joins can take now, checkpointing where the count since the
+        last checkpoint reaches --checkpoint-every (call with self.lock held)."""
         assert self.join is not None
         try:
-            self.checkpoints.since += self.join.process()
+            while self.failure is None:
+                taken = self.join.process(max(self.config.checkpoint_every - self.checkpoints.since, 1))
+                self.checkpoints.since += taken
+                if not taken:
+                    return
+                if self.checkpoints.since >= self.config.checkpoint_every:
+                    self._checkpoint_and_commit()
         except SpillError as e:
             self._fail(Failure(1, f"{e}; nothing was committed past checkpoint {self.checkpoints.version}"))
 

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=100.0,
         metavar="MB",
         help="with --labels: memory for the events (and for the labels) waiting; the oldest beyond it "
-        "wait in a temporary SQLite file in $TMPDIR (default: 100)",
+        "wait in a temporary SQLite file in $SQLITE_TMPDIR or $TMPDIR (default: 100)",
     )
 
     broker = command("broker", help="run a local Kafka broker in the foreground (needs Java and Maven)")
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     option(
         "--join-memory", type=float, default=100.0, metavar="MB",
         help="with --labels-topic: memory for the events (and for the labels) waiting, per partition; the "
-        "oldest beyond it wait in a temporary SQLite file in $TMPDIR",
+        "oldest beyond it wait in a temporary SQLite file in $SQLITE_TMPDIR or $TMPDIR",
     )  # fmt: skip
 
     demo = command("demo", help="watch a model learn live from a local Kafka stream (Java + Maven)")

@@ -143,21 +143,21 @@ class LabelJoin:
     """The events waiting for their labels and the labels waiting for their events, both
     for at most ``timeout`` seconds, keyed by the join key (a str); fed in time order.
 
-    Memory: at most ``memory_bytes`` for each of the two (the rest spills to a file in
-    ``folder``, a temporary folder by default).
+    Memory: at most ``memory_bytes`` for each of the two (the rest spills to a temporary
+    file, :mod:`stream_logreg.join_store`).
     """
 
     def __init__(
         self, timeout: float, on_timeout: Literal["drop", "negative"] = "drop",
-        memory_bytes: int = 100 * 2**20, folder: str | None = None, tally: JoinTally | None = None,
+        memory_bytes: int = 100 * 2**20, tally: JoinTally | None = None,
     ) -> None:  # fmt: skip
         if not (isinstance(timeout, (int, float)) and timeout >= 0 and math.isfinite(timeout)):
             raise ValueError(f"the label timeout must be a number of seconds >= 0, got {timeout!r}")
         if on_timeout not in ("drop", "negative"):
             raise ValueError(f"on_timeout must be 'drop' or 'negative', got {on_timeout!r}")
         self.timeout, self.on_timeout = float(timeout), on_timeout
-        self.events = JoinStore(memory_bytes, folder)  # key -> (time, the features and proba encoded)
-        self.labels = JoinStore(memory_bytes, folder)  # key -> (time, the label and where it came from encoded)
+        self.events = JoinStore(memory_bytes)  # key -> (time, the features and proba encoded)
+        self.labels = JoinStore(memory_bytes)  # key -> (time, the label and where it came from encoded)
         self.tally = tally if tally is not None else JoinTally()
 
     def advance(self, now: float) -> tuple[list[Pair], list[tuple[str, Any]]]:

@@ -7,9 +7,11 @@ the file's rows (ordered by a sequence number) followed by the dict's (insertion
 
 SQLite, not RocksDB or LMDB: it is in Python's standard library (nothing to install), it
 deletes by key and scans by sequence with one index, and it needs no size given in
-advance (LMDB does). The file is scratch, rebuilt from the records if lost, so it is
-written without a journal or fsync. Memory: ``memory_bytes``, SQLite's page cache (32 MB)
-and one batch of rows read back (:attr:`JoinStore.HEAD_ROWS`).
+advance (LMDB does). The file is scratch, rebuilt from the records if lost: SQLite's private
+temporary database, without a journal or fsync, which SQLite unlinks as soon as it opens it,
+so that not even a SIGKILL leaves it behind. It is made in the first writable folder of
+$SQLITE_TMPDIR, $TMPDIR, /var/tmp, /usr/tmp, /tmp (SQLite's order). Memory: ``memory_bytes``,
+SQLite's page cache (32 MB) and one batch of rows read back (:attr:`JoinStore.HEAD_ROWS`).
 
 >>> store = JoinStore(memory_bytes=100)
 >>> for i in range(10):
@@ -27,7 +29,6 @@ import contextlib
 import os
 import sqlite3
 import struct
-import tempfile
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -49,8 +50,8 @@ class SpillError(StreamLogregError):
 
 class JoinStore:
     """key (str) -> (time, payload bytes), oldest first; at most ``memory_bytes`` of them
-    in memory (payload plus :data:`ENTRY_OVERHEAD` each), the rest in an SQLite file in
-    ``folder`` (a new temporary folder by default), deleted by :meth:`close`.
+    in memory (payload plus :data:`ENTRY_OVERHEAD` each), the rest in a temporary SQLite
+    file, gone at :meth:`close` (or when the process ends).
 
     Three parts, oldest first: ``head`` (the file's oldest rows, read back a batch at a
     time, so that expiring from the oldest end costs no query per record), the file, and
@@ -61,10 +62,10 @@ class JoinStore:
 
     HEAD_ROWS = 4096
 
-    def __init__(self, memory_bytes: int = 100 * 2**20, folder: str | None = None) -> None:
+    def __init__(self, memory_bytes: int = 100 * 2**20) -> None:
         if not (isinstance(memory_bytes, int) and memory_bytes > 0):
             raise ValueError(f"the join's memory must be a number of bytes > 0, got {memory_bytes!r}")
-        self.memory_bytes, self.folder = memory_bytes, folder
+        self.memory_bytes = memory_bytes
         # OrderedDict, not dict: a dict finds its first key by walking past every deleted one
         self.recent: OrderedDict[str, tuple[float, bytes]] = OrderedDict()
         self.recent_bytes = 0
@@ -72,7 +73,6 @@ class JoinStore:
         self.spilled = 0  # rows in the file
         self.next_seq = 0
         self.db: sqlite3.Connection | None = None
-        self.path: str | None = None
         self.log: Callable[[str, tuple[float, bytes] | None], None] | None = None
 
     def __len__(self) -> int:
@@ -124,19 +124,17 @@ class JoinStore:
         return None
 
     def disk_bytes(self) -> int:
-        """The size of the spill file (0 before the first spill)."""
-        return os.path.getsize(self.path) if self.path and os.path.exists(self.path) else 0
+        """The size of the spill file (it does not shrink; 0 before the first spill)."""
+        if self.db is None:
+            return 0
+        (pages,), (size,) = self._sql("PRAGMA page_count").fetchone(), self._sql("PRAGMA page_size").fetchone()
+        return int(pages * size)
 
     def close(self) -> None:
         """Drop the spill file; the store is empty afterwards."""
         if self.db is not None:
             self.db.close()
             self.db = None
-        if self.path is not None:
-            with contextlib.suppress(FileNotFoundError):  # its making may have failed half-way
-                os.unlink(self.path)
-            os.rmdir(os.path.dirname(self.path))
-            self.path = None
         self.recent.clear()
         self.head.clear()
         self.recent_bytes = self.spilled = 0
@@ -173,13 +171,12 @@ class JoinStore:
 
     @contextlib.contextmanager
     def _disk(self) -> Iterator[None]:
-        where = self.path or f"a new folder in {self.folder or tempfile.gettempdir()}"
         try:
             yield
         except (sqlite3.Error, OSError) as e:
             raise SpillError(
-                f"the label join's spill file ({where}) failed: {e}; free disk space there, point TMPDIR at a "
-                "larger disk, or give the join more memory (--join-memory)"
+                f"the label join's spill file (a temporary file in {spill_folder()}) failed: {e}; free disk space "
+                "there, point SQLITE_TMPDIR at a larger disk, or give the join more memory (--join-memory)"
             ) from None
 
     def _open(self) -> sqlite3.Connection:
@@ -189,8 +186,7 @@ class JoinStore:
         return self.db
 
     def _create(self) -> sqlite3.Connection:
-        self.path = os.path.join(tempfile.mkdtemp(prefix="stream-logreg-join-", dir=self.folder), "waiting.sqlite")
-        db = sqlite3.connect(self.path, isolation_level=None)
+        db = sqlite3.connect("", isolation_level=None)  # "": a private temporary file, unlinked once open
         # Scratch: no journal, no fsync, and the file locked once (not around each statement).
         for pragma in ("journal_mode=OFF", "synchronous=OFF", "locking_mode=EXCLUSIVE", "cache_size=-32768"):
             db.execute(f"PRAGMA {pragma}")
@@ -198,6 +194,14 @@ class JoinStore:
                    "payload BLOB NOT NULL)")  # fmt: skip
         db.execute("CREATE UNIQUE INDEX waiting_by_key ON waiting (key)")
         return db
+
+
+def spill_folder() -> str:
+    """Where SQLite makes its temporary files: the first writable folder of its list."""
+    for folder in (os.environ.get("SQLITE_TMPDIR"), os.environ.get("TMPDIR"), "/var/tmp", "/usr/tmp", "/tmp"):
+        if folder and os.path.isdir(folder) and os.access(folder, os.W_OK | os.X_OK):
+            return folder
+    return "."
 
 
 _HEAD = struct.Struct("<dI")  # the probability, the length of the names' JSON

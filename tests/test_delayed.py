@@ -193,7 +193,7 @@ def test_the_join_store_spills_its_oldest_to_disk_and_answers_as_an_ordered_dict
     with memory for about four records: most of the time most of them are on disk."""
     from collections import OrderedDict
 
-    from stream_logreg.join_store import ENTRY_OVERHEAD, JoinStore
+    from stream_logreg.join_store import ENTRY_OVERHEAD, JoinStore, spill_folder
 
     rng = random.Random(5)
     store, reference = JoinStore(memory_bytes=4 * (ENTRY_OVERHEAD + 30)), OrderedDict()
@@ -220,9 +220,11 @@ def test_the_join_store_spills_its_oldest_to_disk_and_answers_as_an_ordered_dict
         spilled_at_most = max(spilled_at_most, store.spilled)
     assert spilled_at_most > 100 and all(key in store for key in reference)
     assert store.oldest() == (next(iter(reference)), *next(iter(reference.values())))
-    path = store.path
+    assert store.disk_bytes() > 0
+    # SQLite unlinked its temporary file as it opened it: nothing to find, even now
+    assert not [name for name in os.listdir(spill_folder()) if name.startswith("etilqs_")]
     store.close()
-    assert path is not None and not os.path.exists(path) and len(store) == 0
+    assert store.disk_bytes() == 0 and len(store) == 0
 
 
 def test_an_events_features_go_to_bytes_and_back_bit_for_bit():
@@ -241,19 +243,21 @@ def test_an_events_features_go_to_bytes_and_back_bit_for_bit():
 
 def test_a_spill_file_that_cannot_be_written_stops_the_replay_naming_the_fix(tmp_path, capsys, monkeypatch):
     """A full disk (or a folder not writable) under the join's spill file: one line naming
-    the file and the fix, exit 2, what was learned before it reported; nothing left behind."""
+    the folder and the fix, exit 2, what was learned before it reported; the file closed."""
     import sqlite3
-    import tempfile
 
     from stream_logreg import join_store
 
     connect = sqlite3.connect
+    made = []
 
     class FullDisk:
         """A connection whose inserts find the disk full."""
 
         def __init__(self, *args, **kwargs) -> None:
             self.real = connect(*args, **kwargs)
+            self.closed = False
+            made.append(self)
 
         def execute(self, *args):
             return self.real.execute(*args)
@@ -263,10 +267,8 @@ def test_a_spill_file_that_cannot_be_written_stops_the_replay_naming_the_fix(tmp
 
         def close(self) -> None:
             self.real.close()
+            self.closed = True
 
-    spill_folder = tmp_path / "spill"
-    spill_folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spill_folder))
     monkeypatch.setattr(join_store.sqlite3, "connect", FullDisk)
     events = [{"id": i, "timestamp": i, "a": 1.0} for i in range(50)]
     write_jsonl(tmp_path / "events.jsonl", events)
@@ -275,7 +277,8 @@ def test_a_spill_file_that_cannot_be_written_stops_the_replay_naming_the_fix(tmp
              "--target", "y", "--join-memory", "0.0001"]  # fmt: skip
     assert main(["replay", str(tmp_path / "events.jsonl"), *flags]) == 2
     captured = capsys.readouterr()
-    assert "the label join's spill file" in captured.err and "database or disk is full" in captured.err
-    assert "free disk space there, point TMPDIR at a larger disk, or give the join more memory" in captured.err
+    assert f"the label join's spill file (a temporary file in {join_store.spill_folder()}) failed: " in captured.err
+    assert "database or disk is full" in captured.err
+    assert "free disk space there, point SQLITE_TMPDIR at a larger disk, or give the join more memory" in captured.err
     assert "labels joined" in captured.out
-    assert list(spill_folder.iterdir()) == []
+    assert made and all(connection.closed for connection in made)

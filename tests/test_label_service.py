@@ -1,0 +1,142 @@
+"""``consume --labels-topic`` against a real broker: events predicted on arrival, learned when
+their labels come, checked against a plain in-memory pass (tests/test_delayed.py) and
+``replay --labels`` on the same data, across SIGKILLs."""
+
+import json
+import math
+import random
+import signal
+
+from river import metrics
+from test_delayed import plain_pass, write_jsonl
+from test_exactly_once import events, exchanged_models, kill_after_a_checkpoint, read_committed, start
+
+from stream_logreg import LogisticRegression
+from stream_logreg.cli import main
+from stream_logreg.evaluate import ProgressiveMetrics
+
+from test_service import produce
+
+POISON = [b"not json", b'{"id": 5, "a": 1.0}']  # undecodable; no timestamp
+
+
+def stream(n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """n events, one every 0.5 s; labels after random delays, some before their event, 15%
+    never, and 20 for no event; both in time order."""
+    rng = random.Random(seed)
+    events_, labels = [], []
+    for i in range(n):
+        moment = i * 0.5
+        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
+        events_.append({"id": i, "timestamp": moment, **x})
+        clicked = rng.random() < 1 / (1 + math.exp(-(x["a"] - x["b"])))
+        draw = rng.random()
+        if draw < 0.15:
+            continue
+        delay = -0.25 if draw < 0.2 else rng.expovariate(1 / 20.0)
+        labels.append({"id": i, "timestamp": moment + delay, "clicked": clicked})
+    labels += [{"id": 10**7 + k, "timestamp": k * 7.0, "clicked": True} for k in range(20)]
+    labels.sort(key=lambda r: r["timestamp"])
+    return events_, labels
+
+
+def produce_with_poison(bootstrap: str, topic: str, records: list[dict], partitions: int = 1) -> int:
+    """Produce the records keyed by their id, a poison record after every 100th; returns how many poison."""
+    values, keys = [], []
+    for i, record in enumerate(records):
+        values.append(json.dumps(record).encode())
+        keys.append(str(record["id"]).encode())
+        if i % 100 == 50:
+            values.append(POISON[i % 2])
+            keys.append(b"poison")
+    produce(bootstrap, topic, values, partitions, keys)
+    return len(values) - len(records)
+
+
+def labelled(bootstrap: str, topic: str, group: str, instance: str, log, *extra: str):
+    flags = ["--labels-topic", f"{topic}-labels", "--join-key", "id", "--label-timeout", "60", "--target", "clicked",
+             "--optimizer", "adagrad", "--lr", "0.2"]  # fmt: skip
+    return start(bootstrap, topic, group, instance, log, *flags, *extra)
+
+
+def assert_plain_pass(bootstrap: str, topic: str, group: str, events_, labels, on_timeout: str, poison: int) -> None:
+    """The group's model, counters and metrics are the plain pass's; every prediction and
+    dead letter is published once."""
+    want, scored, counts = plain_pass(events_, labels, 60.0, on_timeout)
+    ((model, progress),) = exchanged_models(bootstrap, group, topic).values()
+    assert model.weights == want.weights and model.intercept == want.intercept  # bit for bit
+    assert model.n_steps == want.n_steps == progress["counters"]["learned"] == len(scored)
+    join = progress["counters"]["join"]
+    assert (join["joined"], join["events_expired"], join["labels_unmatched"]) == (
+        counts["joined"], counts["expired"], counts["unmatched"])  # fmt: skip
+    assert join["events"] == len(events_) and counts["unmatched"] >= 20 and counts["expired"] > 100
+    assert progress["counters"]["dead_lettered"] == poison + counts["unmatched"]
+    loss = metrics.LogLoss()
+    for p, y in scored:
+        loss.update(y, {False: 1 - p, True: p})
+    assert abs(ProgressiveMetrics.from_state(progress["metrics"]).log_loss - loss.get()) <= 1e-12
+    predictions = [json.loads(r.value) for r in read_committed(bootstrap, f"{topic}-predictions")]
+    assert sorted(int(p["join_key"]) for p in predictions) == [e["id"] for e in events_]  # each event once
+    versions = [p["model_version"] for p in sorted(predictions, key=lambda p: p["offset"])]
+    assert versions[0] == 0 and versions == sorted(versions) and versions[-1] <= model.n_steps
+    dead = read_committed(bootstrap, f"{topic}-dead")
+    assert len(dead) == poison + counts["unmatched"]
+    sources = [(dict(r.headers)["source_topic"], int(dict(r.headers)["source_offset"])) for r in dead]
+    assert len(set(sources)) == len(sources)  # each dead letter once
+    reasons = [dict(r.headers)["reason"].decode() for r in dead]
+    assert sum("came within the timeout" in r for r in reasons) == counts["unmatched"]
+
+
+def test_labels_that_come_later_are_learned_as_a_plain_pass_and_replay_learn_them(kafka_bootstrap, topic, tmp_path):
+    events_, labels = stream(3000, seed=11)
+    poison = produce_with_poison(kafka_bootstrap, topic, events_)
+    poison += produce_with_poison(kafka_bootstrap, f"{topic}-labels", labels)
+    process = labelled(kafka_bootstrap, topic, "late", "a", tmp_path / "a.log", "--idle-timeout", "5",
+                       "--on-timeout", "negative", "--checkpoint-every", "1000")  # fmt: skip
+    assert process.wait(timeout=180) == 0
+    assert_plain_pass(kafka_bootstrap, topic, "late", events_, labels, "negative", poison)
+    # The same data as files, replayed: the same model and metrics.
+    write_jsonl(tmp_path / "events.jsonl", events_)
+    write_jsonl(tmp_path / "labels.jsonl", labels)
+    saved, report = tmp_path / "replayed.json", tmp_path / "report.json"
+    flags = ["--labels", str(tmp_path / "labels.jsonl"), "--join-key", "id", "--label-timeout", "60", "--on-timeout",
+             "negative", "--target", "clicked", "--optimizer", "adagrad", "--lr", "0.2", "--save", str(saved),
+             "--report", str(report)]  # fmt: skip
+    assert main(["replay", str(tmp_path / "events.jsonl"), *flags]) == 0
+    ((model, progress),) = exchanged_models(kafka_bootstrap, "late", topic).values()
+    replayed = LogisticRegression.load(saved)
+    assert replayed.weights == model.weights and replayed.intercept == model.intercept
+    assert json.loads(report.read_text())["summary"]["log_loss"] == progress["metrics"]["log_loss"]
+
+
+def test_sigkilled_three_times_with_events_and_labels_in_flight_it_ends_as_a_plain_pass(
+    kafka_bootstrap, topic, tmp_path
+):
+    events_, labels = stream(16_000, seed=12)
+    poison = produce_with_poison(kafka_bootstrap, topic, events_)
+    poison += produce_with_poison(kafka_bootstrap, f"{topic}-labels", labels)
+    log = tmp_path / "killed.log"
+    options = ("--idle-timeout", "6", "--checkpoint-every", "200", "--join-memory", "0.005")  # most waits on disk
+    rng = random.Random(4)
+    process = labelled(kafka_bootstrap, topic, "killed", "k", log, *options)
+    for run in range(1, 4):
+        kill_after_a_checkpoint(log, run, rng)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL
+        process = labelled(kafka_bootstrap, topic, "killed", "k", log, *options)
+    assert process.wait(timeout=300) == 0
+    assert len(events(log, "restored")) >= 4
+    # Each restart read its join back: the events waiting for their labels at its checkpoint.
+    restored = [e["join_changes_read"] for e in events(log, "assigned") if e["topic"] == topic]
+    assert len(restored) >= 4 and sum(restored[1:]) > 0
+    assert_plain_pass(kafka_bootstrap, topic, "killed", events_, labels, "drop", poison)
+
+
+def test_events_and_labels_of_other_partition_counts_are_refused_naming_both(kafka_bootstrap, topic, tmp_path):
+    produce(kafka_bootstrap, topic, [b'{"id": 1, "timestamp": 0, "a": 1}'], partitions=2)
+    produce(kafka_bootstrap, f"{topic}-labels", [b'{"id": 1, "timestamp": 1, "clicked": true}'], partitions=3)
+    process = labelled(kafka_bootstrap, topic, "mismatch", "m", tmp_path / "m.log", "--idle-timeout", "5")
+    assert process.wait(timeout=120) == 2
+    said = (tmp_path / "m.log").read_text()
+    assert "must be co-partitioned by the join key" in said
+    assert f"{topic} has 2, {topic}-labels has 3" in said
