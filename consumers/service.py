@@ -380,7 +380,7 @@ class ConsumerService:
         lags = {}
         for tp in assignment:
             high = self.consumer.highwater(tp)
-            if high is not None and tp.partition in self.positions:
+            if high is not None and tp.topic == self.config.topic and tp.partition in self.positions:
                 lags[tp.partition] = max(high - self.positions[tp.partition], 0)
         rolling, counters = self.metrics.rolling(), self.counters
         return Snapshot(
@@ -388,7 +388,7 @@ class ConsumerService:
             assigned=len(assignment), lags=lags, log_loss=self.metrics.log_loss, accuracy=self.metrics.accuracy,
             rolling_log_loss=rolling["log_loss"], rolling_accuracy=rolling["accuracy"],
             model_version=self.model.n_steps, checkpoint_version=self.checkpoints.version,
-            last_checkpoint=self.checkpoints.last,
+            last_checkpoint=self.checkpoints.last, join=self.join.figures() if self.join is not None else None,
         )  # fmt: skip
 
 

@@ -33,6 +33,7 @@ class Snapshot:
     model_version: int
     checkpoint_version: int
     last_checkpoint: float  # time.monotonic() of the last checkpoint
+    join: dict[str, float | None] | None = None  # with --labels-topic: the label join's figures
 
 
 class Telemetry:
@@ -54,6 +55,9 @@ class Telemetry:
         self.version = Gauge("stream_logreg_model_version", "Records the model has learned (its version)", registry=r)
         self.checkpoint = Gauge("stream_logreg_checkpoint_version", "Version of the last checkpoint", registry=r)
         self.assigned = Gauge("stream_logreg_assigned_partitions", "Partitions this instance owns", registry=r)
+        self.join = Gauge("stream_logreg_label_join", "The label join (--labels-topic): events, joined, join_rate, "
+                          "events_expired, labels_unmatched, duplicates, events_waiting, labels_waiting, "
+                          "delay_p50/p90/p99 (seconds)", ["figure"], registry=r)  # fmt: skip
         self._last = first
         self.consumed.inc(first.consumed)
         self.learned.inc(first.learned)
@@ -90,6 +94,8 @@ class Telemetry:
         self.accuracy.labels(window="rolling").set(_finite(now.rolling_accuracy))
         self.version.set(now.model_version)
         self.checkpoint.set(now.checkpoint_version)
+        for figure, value in (now.join or {}).items():
+            self.join.labels(figure=figure).set(_finite(math.nan if value is None else value))
 
 
 def _finite(value: float) -> float:

@@ -6,16 +6,18 @@ import json
 import math
 import random
 import signal
+import urllib.request
 
 from river import metrics
 from test_delayed import plain_pass, write_jsonl
 from test_exactly_once import events, exchanged_models, kill_after_a_checkpoint, read_committed, start
 
 from stream_logreg import LogisticRegression
+from stream_logreg.broker import free_port
 from stream_logreg.cli import main
 from stream_logreg.evaluate import ProgressiveMetrics
 
-from test_service import produce
+from test_service import produce, wait_until
 
 POISON = [b"not json", b'{"id": 5, "a": 1.0}']  # undecodable; no timestamp
 
@@ -91,9 +93,41 @@ def test_labels_that_come_later_are_learned_as_a_plain_pass_and_replay_learn_the
     events_, labels = stream(3000, seed=11)
     poison = produce_with_poison(kafka_bootstrap, topic, events_)
     poison += produce_with_poison(kafka_bootstrap, f"{topic}-labels", labels)
-    process = labelled(kafka_bootstrap, topic, "late", "a", tmp_path / "a.log", "--idle-timeout", "5",
-                       "--on-timeout", "negative", "--checkpoint-every", "1000")  # fmt: skip
+    port = free_port()
+    flags = [
+        "--idle-timeout",
+        "5",
+        "--on-timeout",
+        "negative",
+        "--checkpoint-every",
+        "1000",
+        "--metrics-port",
+        str(port),
+    ]
+    process = labelled(kafka_bootstrap, topic, "late", "a", tmp_path / "a.log", *flags)
+
+    def scrape() -> dict[str, float]:
+        try:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        except OSError:
+            return {}
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                if line.startswith("stream_logreg_")}  # fmt: skip
+
+    every = len(events_) + len(labels) + poison
+    wait_until(lambda: scrape().get("stream_logreg_records_consumed_total") == every)
+    shown = scrape()
     assert process.wait(timeout=180) == 0
+    _, _, counts = plain_pass(events_, labels, 60.0, "negative")
+    assert shown['stream_logreg_label_join{figure="joined"}'] == counts["joined"]
+    assert shown['stream_logreg_label_join{figure="events_expired"}'] == counts["expired"]
+    assert shown['stream_logreg_label_join{figure="join_rate"}'] == counts["joined"] / len(events_)
+    assert shown['stream_logreg_label_join{figure="labels_waiting"}'] >= 1  # the last labels, within their timeout
+    assert (
+        5
+        < shown['stream_logreg_label_join{figure="delay_p50"}']
+        < shown['stream_logreg_label_join{figure="delay_p99"}']
+    )
     assert_plain_pass(kafka_bootstrap, topic, "late", events_, labels, "negative", poison)
     # The same data as files, replayed: the same model and metrics.
     write_jsonl(tmp_path / "events.jsonl", events_)
