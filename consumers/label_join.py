@@ -165,9 +165,14 @@ class LabelJoiner:
     def process(self, limit: int) -> int:
         """Take the records that can be taken now, in each pair's time order, at most
         ``limit``; returns how many. SpillError when a spill file cannot be written."""
-        taken = 0
-        for partition, pair in self.pairs.items():
-            taken += self._merge(partition, pair, limit - taken)
+        taken, pairs = 0, list(self.pairs.items())
+        while pairs and taken < limit:  # a share of each partition's in turn
+            share, step = max((limit - taken) // len(pairs), 1), 0
+            for partition, pair in pairs:
+                step += self._merge(partition, pair, min(share, limit - taken - step))
+            if not step:
+                break
+            taken += step
         if self.probas:
             self.metrics.update(np.array(self.probas), np.array(self.ys))
             self.probas, self.ys = [], []

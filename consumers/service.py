@@ -104,6 +104,7 @@ class ConsumerService:
         self.processor = RecordProcessor(self.model, self.metrics, self.counters, self.positions, features,
                                          self.outputs, config.max_record_bytes, self.scaler)  # fmt: skip
         self.join: LabelJoiner | None = None  # with --labels-topic
+        self.join_backlog = False  # records the join could take wait: poll without waiting
         if config.labels_topic:
             self.join = LabelJoiner(config, self.model, self.metrics, self.counters, self.positions, self.outputs)
             assert isinstance(self.checkpoints, TransactionalCheckpointer)  # the command refuses it otherwise
@@ -175,7 +176,8 @@ class ConsumerService:
         last_record = last_fetched = time.monotonic()
         while not self.stop_requested:
             try:
-                batch = self.consumer.poll(timeout_ms=self._poll_timeout_ms())  # last poll's batches decode meanwhile
+                timeout_ms = 0 if self.join_backlog else self._poll_timeout_ms()
+                batch = self.consumer.poll(timeout_ms=timeout_ms)  # last poll's batches decode meanwhile
             except KafkaError as e:  # kafka-python 3.0 can raise a lost connection from poll
                 event("poll_failed", error=repr(e))
                 time.sleep(0.5)  # the broker is away: it reconnects with backoff meanwhile
@@ -203,8 +205,8 @@ class ConsumerService:
                         else:
                             self._decode(tp.partition, messages)
                         last_record = last_fetched = time.monotonic()
-                if self.join is not None and self.failure is None:
-                    self._take_joined()
+                if self.join is not None and self.failure is None and self._take_joined():
+                    last_record = time.monotonic()  # learning what was fetched before is not idleness
                 if self.checkpoints.due():
                     self._checkpoint_and_commit()
             if self.telemetry.due():
@@ -242,20 +244,25 @@ class ConsumerService:
         decoding = sum(len(m) for _, m, _ in self.decoding) + (self.join.waiting() if self.join else 0)
         return self.counters["consumed"] - self.consumed_at_start + decoding
 
-    def _take_joined(self) -> None:
-        """Take what the label joins can take now, checkpointing where the count since the
-        last checkpoint reaches --checkpoint-every (call with self.lock held)."""
+    def _take_joined(self) -> int:
+        """Take what the label joins can take now, up to --max-poll-records, checkpointing
+        where the count since the last checkpoint reaches --checkpoint-every (call with
+        self.lock held); returns how many. ``join_backlog`` says whether more could be taken."""
         assert self.join is not None
+        budget = self.config.max_poll_records  # then back to poll (a rebalance waits for it)
         try:
-            while self.failure is None:
-                taken = self.join.process(max(self.config.checkpoint_every - self.checkpoints.since, 1))
+            while self.failure is None and budget > 0:
+                taken = self.join.process(min(max(self.config.checkpoint_every - self.checkpoints.since, 1), budget))
                 self.checkpoints.since += taken
+                budget -= taken
                 if not taken:
-                    return
+                    break
                 if self.checkpoints.since >= self.config.checkpoint_every:
                     self._checkpoint_and_commit()
         except SpillError as e:
             self._fail(Failure(1, f"{e}; nothing was committed past checkpoint {self.checkpoints.version}"))
+        self.join_backlog = budget <= 0
+        return self.config.max_poll_records - budget
 
     def _check_copartitioned(self) -> None:
         """The events and labels topics (and the join's changelog) must have as many

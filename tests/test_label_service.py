@@ -8,6 +8,7 @@ import random
 import signal
 import urllib.request
 
+from kafka import KafkaProducer
 from river import metrics
 from test_delayed import plain_pass, write_jsonl
 from test_exactly_once import events, exchanged_models, kill_after_a_checkpoint, read_committed, start
@@ -16,6 +17,7 @@ from stream_logreg import LogisticRegression
 from stream_logreg.broker import free_port
 from stream_logreg.cli import main
 from stream_logreg.evaluate import ProgressiveMetrics
+from stream_logreg.kafka_admin import ensure_topic
 
 from test_service import produce, wait_until
 
@@ -43,16 +45,20 @@ def stream(n: int, seed: int) -> tuple[list[dict], list[dict]]:
 
 
 def produce_with_poison(bootstrap: str, topic: str, records: list[dict], partitions: int = 1) -> int:
-    """Produce the records keyed by their id, a poison record after every 100th; returns how many poison."""
-    values, keys = [], []
+    """Produce the records keyed by their id, to partition id % ``partitions``, and a poison
+    record after every 100th; returns how many poison."""
+    ensure_topic(bootstrap, topic, partitions)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20)
+    poison = 0
     for i, record in enumerate(records):
-        values.append(json.dumps(record).encode())
-        keys.append(str(record["id"]).encode())
+        partition = record["id"] % partitions
+        producer.send(topic, json.dumps(record).encode(), str(record["id"]).encode(), partition=partition)
         if i % 100 == 50:
-            values.append(POISON[i % 2])
-            keys.append(b"poison")
-    produce(bootstrap, topic, values, partitions, keys)
-    return len(values) - len(records)
+            producer.send(topic, POISON[i % 2], b"poison", partition=partition)
+            poison += 1
+    producer.flush()
+    producer.close()
+    return poison
 
 
 def labelled(bootstrap: str, topic: str, group: str, instance: str, log, *extra: str):
@@ -65,6 +71,9 @@ def assert_plain_pass(bootstrap: str, topic: str, group: str, events_, labels, o
     """The group's model, counters and metrics are the plain pass's; every prediction and
     dead letter is published once."""
     want, scored, counts = plain_pass(events_, labels, 60.0, on_timeout)
+    # (The broker writes a transaction's commit markers after the commit returns: a reader
+    # right after the service's exit may see the snapshot before the last, for a moment.)
+    wait_until(lambda: [m.n_steps for m, _ in exchanged_models(bootstrap, group, topic).values()] == [want.n_steps])
     ((model, progress),) = exchanged_models(bootstrap, group, topic).values()
     assert model.weights == want.weights and model.intercept == want.intercept  # bit for bit
     assert model.n_steps == want.n_steps == progress["counters"]["learned"] == len(scored)
@@ -164,6 +173,40 @@ def test_sigkilled_three_times_with_events_and_labels_in_flight_it_ends_as_a_pla
     restored = [e["join_changes_read"] for e in events(log, "assigned") if e["topic"] == topic]
     assert len(restored) >= 4 and sum(restored[1:]) > 0
     assert_plain_pass(kafka_bootstrap, topic, "killed", events_, labels, "drop", poison)
+
+
+def test_a_partition_that_moves_to_a_new_instance_takes_its_join_along(kafka_bootstrap, topic, tmp_path):
+    events_, labels = stream(8000, seed=13)
+    poison = produce_with_poison(kafka_bootstrap, topic, events_, partitions=2)
+    poison += produce_with_poison(kafka_bootstrap, f"{topic}-labels", labels, partitions=2)
+    options = ("--idle-timeout", "8", "--checkpoint-every", "100")
+    logs = {name: tmp_path / f"{name}.log" for name in "ab"}
+    a = labelled(kafka_bootstrap, topic, "moved", "a", logs["a"], *options)
+    kill_after_a_checkpoint(logs["a"], 1, random.Random(6))  # (not killed: b joins then)
+    b = labelled(kafka_bootstrap, topic, "moved", "b", logs["b"], *options)
+    assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
+    # The joins' outcomes are each partition's own: a plain pass over each partition's records.
+    want = {"joined": 0, "expired": 0, "unmatched": 0}
+    for partition in range(2):
+        _, _, counts = plain_pass([e for e in events_ if e["id"] % 2 == partition],
+                                  [x for x in labels if x["id"] % 2 == partition], 60.0, "drop")  # fmt: skip
+        want = {k: want[k] + counts[k] for k in want}
+    models = exchanged_models(kafka_bootstrap, "moved", topic)
+    tallies = [progress["counters"]["join"] for _, progress in models.values()]
+    got = {k: sum(t[name] for t in tallies) for k, name in
+           [("joined", "joined"), ("expired", "events_expired"), ("unmatched", "labels_unmatched")]}  # fmt: skip
+    assert got == want and sum(t["events"] for t in tallies) == len(events_)
+    learned = sum(progress["counters"]["learned"] for _, progress in models.values())
+    assert learned == want["joined"]
+    assert sum(progress["counters"]["dead_lettered"] for _, progress in models.values()) == poison + want["unmatched"]
+    first = models["a"][0]
+    for model, _ in models.values():  # one model, shared
+        assert model.n_steps == learned
+        assert max(abs(model.weights[n] - first.weights[n]) for n in first.weights) <= 1e-9
+    predictions = [json.loads(r.value) for r in read_committed(kafka_bootstrap, f"{topic}-predictions")]
+    assert sorted(int(p["join_key"]) for p in predictions) == [e["id"] for e in events_]  # each event once
+    # b was given a partition whose join a had started: it read it back from the changelog
+    assert any(e["join_changes_read"] for e in events(logs["b"], "assigned") if e["topic"] == topic)
 
 
 def test_events_and_labels_of_other_partition_counts_are_refused_naming_both(kafka_bootstrap, topic, tmp_path):
