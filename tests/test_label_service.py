@@ -179,11 +179,11 @@ def test_a_partition_that_moves_to_a_new_instance_takes_its_join_along(kafka_boo
     events_, labels = stream(8000, seed=13)
     poison = produce_with_poison(kafka_bootstrap, topic, events_, partitions=2)
     poison += produce_with_poison(kafka_bootstrap, f"{topic}-labels", labels, partitions=2)
-    options = ("--idle-timeout", "8", "--checkpoint-every", "100")
     logs = {name: tmp_path / f"{name}.log" for name in "ab"}
-    a = labelled(kafka_bootstrap, topic, "moved", "a", logs["a"], *options)
+    # a checkpoints (one transaction) every 20 records: slow enough to be mid-stream when b joins
+    a = labelled(kafka_bootstrap, topic, "moved", "a", logs["a"], "--idle-timeout", "8", "--checkpoint-every", "20")
     kill_after_a_checkpoint(logs["a"], 1, random.Random(6))  # (not killed: b joins then)
-    b = labelled(kafka_bootstrap, topic, "moved", "b", logs["b"], *options)
+    b = labelled(kafka_bootstrap, topic, "moved", "b", logs["b"], "--idle-timeout", "8", "--checkpoint-every", "100")
     assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
     # The joins' outcomes are each partition's own: a plain pass over each partition's records.
     want = {"joined": 0, "expired": 0, "unmatched": 0}
@@ -205,8 +205,10 @@ def test_a_partition_that_moves_to_a_new_instance_takes_its_join_along(kafka_boo
         assert max(abs(model.weights[n] - first.weights[n]) for n in first.weights) <= 1e-9
     predictions = [json.loads(r.value) for r in read_committed(kafka_bootstrap, f"{topic}-predictions")]
     assert sorted(int(p["join_key"]) for p in predictions) == [e["id"] for e in events_]  # each event once
-    # b was given a partition whose join a had started: it read it back from the changelog
-    assert any(e["join_changes_read"] for e in events(logs["b"], "assigned") if e["topic"] == topic)
+    # b was given a partition a was half-way through: it read its join back from the changelog
+    ends = {p: sum((e["id"] % 2 == p) * (1 + (i % 100 == 50)) for i, e in enumerate(events_)) for p in range(2)}
+    moved = [e for e in events(logs["b"], "assigned") if e["topic"] == topic]
+    assert moved and all(0 < e["start"] < ends[e["partition"]] and e["join_changes_read"] for e in moved[:1])
 
 
 def test_events_and_labels_of_other_partition_counts_are_refused_naming_both(kafka_bootstrap, topic, tmp_path):
