@@ -343,6 +343,7 @@ class ConsumerService:
             mine = None if labels else self.positions.get(partition)
             try:
                 start = self.checkpoints.start(partition, committed, mine)
+                began = time.monotonic()
                 restored = None if self.join is None or labels else self.join.restore(partition)
             except Failure as e:
                 self._fail(e)
@@ -362,8 +363,10 @@ class ConsumerService:
                 self.join.label_positions[partition] = start
             else:
                 self.positions[partition] = start
+            join = {} if restored is None else {"join_changes_read": restored,
+                                                "join_read_s": round(time.monotonic() - began, 3)}  # fmt: skip
             event("assigned", topic=tp.topic, partition=partition, start=start,
-                  committed=committed and committed.offset, mine=mine, join_changes_read=restored)  # fmt: skip
+                  committed=committed and committed.offset, mine=mine, **join)  # fmt: skip
         self.checkpoints.fresh = False
         if self.join is not None and partitions:
             self._check_coassigned()

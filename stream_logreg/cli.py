@@ -163,9 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the labels come later, in this topic (exactly-once; with --join-key, --label-timeout): each event "
         "of --topic is predicted on arrival and learned when its label comes (default: none, labels inline)",
     )  # fmt: skip
-    option("--join-key", metavar="FIELD", help="with --labels-topic: the field joining a label to its event")
+    option("--join-key", metavar="FIELD",
+           help="with --labels-topic: the field joining a label to its event (default: none)")  # fmt: skip
     option("--label-timeout", type=float, metavar="SECONDS",
-           help="with --labels-topic: how long an event waits for its label, and a label for its event")  # fmt: skip
+           help="with --labels-topic: how long an event waits for its label, and a label for its event "
+           "(default: none)")  # fmt: skip
     option("--on-timeout", choices=("drop", "negative"), default="drop",
            help="with --labels-topic: an event not labelled in time is dropped, or learned as a negative")  # fmt: skip
     option("--timestamp", default="timestamp", metavar="FIELD",
@@ -379,6 +381,14 @@ def print_state(progress: dict[str, Any], model: LogisticRegression, top: int, n
           f"dead letters {counters['dead_lettered']:,})")  # fmt: skip
     offsets = progress.get("offsets") or {}
     print(f"next offsets      {', '.join(f'{p}: {o}' for p, o in offsets.items()) or '-'}")
+    if "join" in counters:  # consume --labels-topic
+        from stream_logreg.delayed import JoinTally
+
+        join = JoinTally.from_state(counters["join"]).figures()
+        delays = ", ".join(f"p{q} {join[f'delay_p{q}']:.3g} s" for q in (50, 90, 99))
+        print(f"labels joined     {join['joined']:,} of {join['events']:,} events ({join['join_rate']:.1%}; "
+              f"label delay {delays}); events expired {join['events_expired']:,}, labels unmatched "
+              f"{join['labels_unmatched']:,}")  # fmt: skip
     scored = metrics["n"]
     print(f"log loss          {format(metrics['log_loss'], '.6f') if scored else 'n/a'}")
     print(f"accuracy          {format(metrics['correct'] / scored, '.4%') if scored else 'n/a'}")
