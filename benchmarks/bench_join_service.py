@@ -60,7 +60,7 @@ def produce(bootstrap: str, name: str, events: int, labelled: float) -> int:
             producer.send(f"{name}-events", orjson.dumps(event), key=str(i).encode())
             producer.send(f"{name}-inline", orjson.dumps({**event, "label": y}), key=str(i).encode())
             if chosen[k]:
-                late = moment + delays[k]
+                late = moment + float(delays[k])
                 labels.append((late, i, orjson.dumps({"id": i, "timestamp": late, "label": y})))
     labels.sort()
     for _, i, value in labels:

@@ -42,12 +42,48 @@ from stream_logreg.delayed import JoinTally, LabelJoin, Pair, join_key, parse_ti
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import MarginError, SchemaError
 from stream_logreg.features import Features, parse_label
+from stream_logreg.kafka_admin import ensure_topic, partition_count
 
-__all__ = ["MAX_FETCHED", "LabelJoiner", "PartitionJoin"]
+__all__ = ["MAX_FETCHED", "LabelJoiner", "PartitionJoin", "coassignment_problem", "copartition_problem"]
 
 MAX_FETCHED = 20_000  # records fetched and waiting in one queue before its partition is paused
 RESTORE_SECONDS = 600.0  # at most, to read one partition's join back from its changelog
 _TIME = struct.Struct("<d")
+
+
+def copartition_problem(config: ServiceConfig, consumer: Any) -> str | None:
+    """Why the events and labels topics (and the join's changelog, made here if need be)
+    cannot be joined partition by partition: other partition counts; None when they can."""
+    labels_topic = config.labels_topic or ""
+    counts = {topic: len(consumer.partitions_for_topic(topic) or ()) for topic in (config.topic, labels_topic)}
+    ensure_topic(config.bootstrap_servers, config.join_topic, partitions=counts[config.topic],
+                 configs={"cleanup.policy": "compact"})  # fmt: skip
+    counts[config.join_topic] = partition_count(config.bootstrap_servers, config.join_topic)
+    if len(set(counts.values())) == 1:
+        return None
+    found = ", ".join(f"{topic} has {n}" for topic, n in counts.items())
+    return (
+        f"the events and labels must be co-partitioned by the join key, and the join's changelog partitioned as "
+        f"they are: {found} partitions; give the topics as many partitions (and produce both keyed by --join-key "
+        "with one partitioner), or a new --state-topic for a changelog of another count"
+    )
+
+
+def coassignment_problem(config: ServiceConfig, consumer: Any) -> str | None:
+    """Why this instance's assignment cannot be joined: it owns partition p of one topic
+    and not of the other; None when it owns both or neither of each p."""
+    labels_topic = config.labels_topic or ""
+    owned: dict[str, set[int]] = {config.topic: set(), labels_topic: set()}
+    for tp in consumer.assignment():
+        owned[tp.topic].add(tp.partition)
+    if owned[config.topic] == owned[labels_topic]:
+        return None
+    return (
+        f"this instance was given partitions {sorted(owned[config.topic])} of the events and "
+        f"{sorted(owned[labels_topic])} of the labels: another member of group {config.group_id} assigns "
+        "otherwise; give every member the range assignor (stream-logreg consume --labels-topic does), or use a "
+        "group of its own"
+    )
 
 
 class Fetched(NamedTuple):

@@ -13,7 +13,9 @@ and before any checkpoint: at a revocation, at a stop. Nothing is checkpointed o
 committed that the model has not learned.
 
 Dead letters and predictions are produced at least once (consumers/outputs.py): after a
-crash, those sent since the last checkpoint are sent again.
+crash, those sent since the last checkpoint are sent again; exactly once in the exactly-once
+mode (consumers/transactional.py). With ``--labels-topic`` the records of both topics go
+through the label join (consumers/label_join.py) instead of the decoding thread.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from consumers.checkpointing import Checkpointer, Failure, fresh_progress
 from consumers.checkpoints import CheckpointStore, StateStore
 from consumers.config import ServiceConfig, consumer_settings, event, prepare_process, restored_scaler
 from consumers.idle import caught_up, stalled, wait_for_topic
-from consumers.label_join import LabelJoiner
+from consumers.label_join import LabelJoiner, coassignment_problem, copartition_problem
 from consumers.outputs import Outputs
 from consumers.processor import RecordProcessor
 from consumers.record_blocks import RecordBlock, read_in_blocks
@@ -44,7 +46,6 @@ from stream_logreg.decode import JsonRows, Rows
 from stream_logreg.evaluate import ProgressiveMetrics
 from stream_logreg.exceptions import FolderLockedError, ServiceStartError
 from stream_logreg.join_store import SpillError
-from stream_logreg.kafka_admin import ensure_topic, partition_count
 from stream_logreg.options import build_model
 
 STALLED_AFTER = 60.0  # seconds without a record, while records wait, before starting the consumer again
@@ -145,7 +146,8 @@ class ConsumerService:
                 self.consumer.partitions_for_topic(topic)  # the group's first assignment sees its partitions
             if self.join is not None:
                 self.join.consumer = self.consumer
-                self._check_copartitioned()
+                if problem := copartition_problem(config, self.consumer):
+                    self._fail(Failure(2, problem))
             if self.failure is None:
                 self.consumer.subscribe(topics, listener=_Rebalance(self))
                 self._loop()
@@ -264,24 +266,6 @@ class ConsumerService:
         self.join_backlog = budget <= 0
         return self.config.max_poll_records - budget
 
-    def _check_copartitioned(self) -> None:
-        """The events and labels topics (and the join's changelog) must have as many
-        partitions: fail (status 2) naming them otherwise."""
-        config = self.config
-        assert config.labels_topic is not None
-        counts = {topic: len(self.consumer.partitions_for_topic(topic) or ())
-                  for topic in (config.topic, config.labels_topic)}  # fmt: skip
-        ensure_topic(config.bootstrap_servers, config.join_topic, partitions=counts[config.topic],
-                     configs={"cleanup.policy": "compact"})  # fmt: skip
-        counts[config.join_topic] = partition_count(config.bootstrap_servers, config.join_topic)
-        if len(set(counts.values())) > 1:
-            found = ", ".join(f"{topic} has {n}" for topic, n in counts.items())
-            self._fail(Failure(2, (
-                f"the events and labels must be co-partitioned by the join key, and the join's changelog "
-                f"partitioned as they are: {found} partitions; give the topics as many partitions (and produce both "
-                f"keyed by --join-key with one partitioner), or a new --state-topic for a changelog of another count"
-            )))  # fmt: skip
-
     def _decode(self, partition: int, messages: RecordBlock) -> None:
         """Hand the messages to the decoding thread; where the count since the last
         checkpoint reaches --checkpoint-every, learn what is decoded and checkpoint there."""
@@ -356,6 +340,8 @@ class ConsumerService:
                 start = self.consumer.beginning_offsets([tp])[tp]
             if tp not in self.consumer.assignment():  # revoked while this waited on the broker (an outage)
                 event("placement_skipped", topic=tp.topic, partition=partition, reason="revoked while placing")
+                if restored is not None:
+                    self.join.forget({partition})  # type: ignore[union-attr]
                 continue
             self.consumer.seek(tp, start)
             if labels:
@@ -368,21 +354,8 @@ class ConsumerService:
             event("assigned", topic=tp.topic, partition=partition, start=start,
                   committed=committed and committed.offset, mine=mine, **join)  # fmt: skip
         self.checkpoints.fresh = False
-        if self.join is not None and partitions:
-            self._check_coassigned()
-
-    def _check_coassigned(self) -> None:
-        """Each instance must own partition p of both topics, or of neither."""
-        owned: dict[str, set[int]] = {self.config.topic: set(), self.config.labels_topic or "": set()}
-        for tp in self.consumer.assignment():
-            owned[tp.topic].add(tp.partition)
-        if len(set(map(frozenset, owned.values()))) > 1:
-            self._fail(Failure(2, (
-                f"this instance was given partitions {sorted(owned[self.config.topic])} of the events and "
-                f"{sorted(owned[self.config.labels_topic or ''])} of the labels: another member of group "
-                f"{self.config.group_id} assigns otherwise; give every member the range assignor (stream-logreg "
-                "consume --labels-topic does), or use a group of its own"
-            )))  # fmt: skip
+        if self.join is not None and partitions and (problem := coassignment_problem(self.config, self.consumer)):
+            self._fail(Failure(2, problem))
 
     def snapshot(self) -> Snapshot:
         """The figures the metrics show, now."""
@@ -419,7 +392,7 @@ class _Rebalance(AsyncConsumerRebalanceListener):
         if not revoked:
             return
         with service.lock:  # waits for the batch in hand
-            event("rebalance", revoked=sorted(tp.partition for tp in revoked))
+            event("rebalance", revoked=sorted(tp.partition for tp in revoked if tp.topic == service.config.topic))
             service.revoked_at = time.monotonic()
             service._learn_decoded()
             partitions = {tp.partition for tp in revoked}
@@ -436,7 +409,9 @@ class _Rebalance(AsyncConsumerRebalanceListener):
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         with self.service.lock:
-            event("rebalance", assigned=sorted(tp.partition for tp in assigned))
+            event(
+                "rebalance", assigned=sorted(tp.partition for tp in assigned if tp.topic == self.service.config.topic)
+            )
             if isinstance(self.service.checkpoints, TransactionalCheckpointer):
                 self.service.checkpoints.generation = self.service.consumer.group_metadata()
             self.service.pending_assignment |= set(assigned)
