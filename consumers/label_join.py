@@ -98,7 +98,21 @@ class Fetched(NamedTuple):
 class PartitionJoin:
     """One partition pair: the records fetched and waiting, the join, and the join's changes
     since the last checkpoint (changelog key -> (value or None, whether the changelog holds
-    the key now))."""
+    the key now)): net, so a pair that meets within one checkpoint writes nothing.
+
+    >>> pair = PartitionJoin(LabelJoin(timeout=10.0))
+    >>> pair.join.event("a", {"x": 1.0}, proba=0.5, time=0.0)
+    >>> pair.join.label("a", True, time=1.0)
+    Pair(key='a', x={'x': 1.0}, y=True, proba=0.5)
+    >>> pair.join.event("b", {"x": 2.0}, proba=0.5, time=2.0)
+    >>> [(key, value is None) for key, (value, _) in pair.changes.items()]
+    [(b'eb', False)]
+    >>> pair.changes.clear()  # written with a checkpoint
+    >>> pair.join.label("b", False, time=3.0).y
+    False
+    >>> [(key, value is None) for key, (value, _) in pair.changes.items()]  # a tombstone
+    [(b'eb', True)]
+    """
 
     def __init__(self, join: LabelJoin) -> None:
         self.join = join
