@@ -2,6 +2,7 @@
 labels inline, same run, same events.
 
     python benchmarks/bench_join_service.py [--events 200000] [--labelled 0.5] [--rounds 3]
+        [--checkpoint-every 10000]
 
 Starts a LocalKafka (or uses $KAFKA_BOOTSTRAP_SERVERS) and produces, into one-partition
 topics:
@@ -11,7 +12,7 @@ topics:
 - the same events with their labels inline (every one labelled), for the inline service.
 
 Then, ROUNDS times, taking turns going first, each as ``stream-logreg consume
---processing-guarantee exactly-once`` (checkpoint every 10,000 records) in a process of its
+--processing-guarantee exactly-once`` (a checkpoint every CHECKPOINT_EVERY records) in a process of its
 own, timed from its partitions' assignment to its checkpoint of the last record:
 1. the join: events and labels through ``--labels-topic --join-key id --label-timeout 60``;
 2. inline: the inline topic.
@@ -70,14 +71,14 @@ def produce(bootstrap: str, name: str, events: int, labelled: float) -> int:
     return len(labels)
 
 
-def run(bootstrap: str, topic: str, extra: list[str], folder: Path) -> dict[str, float]:
+def run(bootstrap: str, topic: str, extra: list[str], folder: Path, every: int) -> dict[str, float]:
     """One service process over ``topic``: seconds from assignment to its last checkpoint,
     records consumed and learned, peak resident memory (MB)."""
     group = f"bench-{uuid.uuid4().hex[:8]}"
     log = folder / f"{group}.log"
     command = [sys.executable, "-m", "stream_logreg.cli", "consume", "--bootstrap-servers", bootstrap,
                "--topic", topic, "--group-id", group, "--target", "label", "--metrics-port", "0",
-               "--processing-guarantee", "exactly-once", "--instance-id", "bench", "--checkpoint-every", "10000",
+               "--processing-guarantee", "exactly-once", "--instance-id", "bench", "--checkpoint-every", str(every),
                "--idle-timeout", "3", *extra]  # fmt: skip
     peak = 0.0
     with log.open("wb") as out:
@@ -102,6 +103,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--labelled", type=float, default=0.5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--checkpoint-every", type=int, default=10_000, help="records between checkpoints")
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or stack.enter_context(LocalKafka()).bootstrap_servers
@@ -115,7 +117,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             order = [("join", f"{name}-events", join_flags), ("inline", f"{name}-inline", [])]
             for kind, topic, extra in order if round_ % 2 == 0 else order[::-1]:
-                got = run(bootstrap, topic, extra, folder)
+                got = run(bootstrap, topic, extra, folder, args.checkpoint_every)
                 records = args.events + labels if kind == "join" else args.events
                 rate, learned_rate = records / got["seconds"], got["learned"] / got["seconds"]
                 print(f"round {round_ + 1} {kind:<6} {rate:>10,.0f} records/s {learned_rate:>10,.0f} learned/s "

@@ -56,8 +56,10 @@ def copartition_problem(config: ServiceConfig, consumer: Any) -> str | None:
     cannot be joined partition by partition: other partition counts; None when they can."""
     labels_topic = config.labels_topic or ""
     counts = {topic: len(consumer.partitions_for_topic(topic) or ()) for topic in (config.topic, labels_topic)}
+    # Segments of 64 MiB (Kafka's default: 1 GiB): only closed segments are compacted, and a
+    # partition's join is read back whole, so its changelog should not hold much dead history.
     ensure_topic(config.bootstrap_servers, config.join_topic, partitions=counts[config.topic],
-                 configs={"cleanup.policy": "compact"})  # fmt: skip
+                 configs={"cleanup.policy": "compact", "segment.bytes": str(64 << 20)})  # fmt: skip
     counts[config.join_topic] = partition_count(config.bootstrap_servers, config.join_topic)
     if len(set(counts.values())) == 1:
         return None
