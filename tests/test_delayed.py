@@ -97,24 +97,31 @@ def plain_pass(events, labels, timeout, on_timeout):
     return model, scored, counts
 
 
+def stream(n: int, seed: int) -> tuple[list[dict], list[dict]]:
+    """n events, one every 0.5 s; labels after random delays, some before their event, 15%
+    never, and 20 for no event; both in time order."""
+    rng = random.Random(seed)
+    events_, labels = [], []
+    for i in range(n):
+        moment = i * 0.5
+        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
+        events_.append({"id": i, "timestamp": moment, **x})
+        clicked = rng.random() < 1 / (1 + math.exp(-(x["a"] - x["b"])))
+        draw = rng.random()
+        if draw < 0.15:
+            continue
+        delay = -0.25 if draw < 0.2 else rng.expovariate(1 / 20.0)
+        labels.append({"id": i, "timestamp": moment + delay, "clicked": clicked})
+    labels += [{"id": 10**7 + k, "timestamp": k * 7.0, "clicked": True} for k in range(20)]
+    labels.sort(key=lambda r: r["timestamp"])
+    return events_, labels
+
+
 @pytest.mark.parametrize(("on_timeout", "join_memory"), [("drop", "100"), ("negative", "100"), ("negative", "0.002")])
 def test_random_delays_out_of_order_labels_and_missing_ones_give_a_plain_passs_model(
     tmp_path, capsys, on_timeout, join_memory
 ):
-    rng = random.Random(11)
-    events, labels = [], []
-    for i in range(3000):
-        moment = i * 0.5
-        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
-        events.append({"id": i, "timestamp": moment, **x})
-        clicked = rng.random() < 1 / (1 + math.exp(-(x["a"] - x["b"])))
-        draw = rng.random()
-        if draw < 0.15:
-            continue  # never labelled
-        delay = -0.25 if draw < 0.2 else rng.expovariate(1 / 20.0)  # some come before their event
-        labels.append({"id": i, "timestamp": moment + delay, "clicked": clicked})
-    labels += [{"id": 10**6 + k, "timestamp": k * 7.0, "clicked": True} for k in range(20)]  # no such event
-    labels.sort(key=lambda r: r["timestamp"])
+    events, labels = stream(3000, seed=11)
     with (tmp_path / "events.csv").open("w", newline="") as f:  # a CSV and a JSON file join on "17" == 17
         writer = csv.DictWriter(f, ["id", "timestamp", "a", "b"])
         writer.writeheader()

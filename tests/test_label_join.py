@@ -8,8 +8,7 @@ import random
 
 import pytest
 from kafka.structs import TopicPartition
-from test_delayed import plain_pass
-from test_label_service import stream
+from test_delayed import plain_pass, stream
 
 from consumers import label_join
 from consumers.config import ServiceConfig

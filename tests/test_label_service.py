@@ -3,14 +3,13 @@ their labels come, checked against a plain in-memory pass (tests/test_delayed.py
 ``replay --labels`` on the same data, across SIGKILLs."""
 
 import json
-import math
 import random
 import signal
 import urllib.request
 
 from kafka import KafkaProducer
 from river import metrics
-from test_delayed import plain_pass, write_jsonl
+from test_delayed import plain_pass, stream, write_jsonl
 from test_exactly_once import events, exchanged_models, kill_after_a_checkpoint, read_committed, start
 
 from stream_logreg import LogisticRegression
@@ -22,26 +21,6 @@ from stream_logreg.kafka_admin import ensure_topic
 from test_service import produce, wait_until
 
 POISON = [b"not json", b'{"id": 5, "a": 1.0}']  # undecodable; no timestamp
-
-
-def stream(n: int, seed: int) -> tuple[list[dict], list[dict]]:
-    """n events, one every 0.5 s; labels after random delays, some before their event, 15%
-    never, and 20 for no event; both in time order."""
-    rng = random.Random(seed)
-    events_, labels = [], []
-    for i in range(n):
-        moment = i * 0.5
-        x = {"a": rng.gauss(0, 1), "b": rng.gauss(0, 1)}
-        events_.append({"id": i, "timestamp": moment, **x})
-        clicked = rng.random() < 1 / (1 + math.exp(-(x["a"] - x["b"])))
-        draw = rng.random()
-        if draw < 0.15:
-            continue
-        delay = -0.25 if draw < 0.2 else rng.expovariate(1 / 20.0)
-        labels.append({"id": i, "timestamp": moment + delay, "clicked": clicked})
-    labels += [{"id": 10**7 + k, "timestamp": k * 7.0, "clicked": True} for k in range(20)]
-    labels.sort(key=lambda r: r["timestamp"])
-    return events_, labels
 
 
 def produce_with_poison(bootstrap: str, topic: str, records: list[dict], partitions: int = 1) -> int:
