@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kafka.errors import KafkaError
+from kafka.structs import TopicPartition
 
 from consumers.config import ServiceConfig, event
 from stream_logreg.kafka_admin import partition_count
@@ -20,19 +21,36 @@ __all__ = ["caught_up", "stalled", "wait_for_topic"]
 
 def caught_up(consumer: Any, config: ServiceConfig, joined: bool) -> bool:
     """Whether there is nothing to read: the group has given this instance its share
-    and the broker says every partition of it is read to its end. An unreachable
-    broker, a group still joining or records not yet read are not idleness."""
+    and the broker says every partition of it is read to its end. An instance given no
+    partition is idle only once the group has committed every partition to its end (a
+    member that died holds its partitions until its session ends, then they come here).
+    An unreachable broker, a group still joining or records not yet read are not idleness."""
     assigned = consumer.assignment()
     try:
-        ends = consumer.end_offsets(list(assigned), timeout_ms=5000) if assigned else {}
-        if not assigned:
-            partition_count(config.bootstrap_servers, config.topic)  # does the broker answer?
+        if assigned:
+            ends = consumer.end_offsets(list(assigned), timeout_ms=5000)
+        else:
+            behind = _group_behind(consumer, config)
     except KafkaError as e:
         event("idle_clock_held", reason=f"the broker does not answer ({e})")
         return False
     if not joined:
         return False
+    if not assigned:
+        return not behind
     return all(ends[tp] <= consumer.position(tp, timeout_ms=5000) for tp in assigned)
+
+
+def _group_behind(consumer: Any, config: ServiceConfig) -> bool:
+    """Whether some partition of the topics has records past the group's committed offset
+    (KafkaError when the broker does not answer)."""
+    topics = [config.topic] if config.labels_topic is None else [config.topic, config.labels_topic]
+    partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
+    if not partitions:
+        partition_count(config.bootstrap_servers, config.topic)  # does the broker answer?
+        return False
+    ends = consumer.end_offsets(partitions, timeout_ms=5000)
+    return any((consumer.committed(tp, timeout_ms=5000) or 0) < ends[tp] for tp in partitions)
 
 
 def stalled(consumer: Any) -> bool:
