@@ -233,7 +233,6 @@ class LabelJoiner:
             queue = None if owner is None else owner.labels if tp.topic == self.config.labels_topic else owner.events
             if queue is None or len(queue) < MAX_FETCHED // 2:
                 self.consumer.resume(tp)
-        self.counters["join"] = self.tally.to_state()
         return taken
 
     def _merge(self, partition: int, pair: PartitionJoin, limit: int) -> int:
@@ -241,10 +240,7 @@ class LabelJoiner:
         while taken < limit:
             event_ = pair.events[0] if pair.events else None
             label = pair.labels[0] if pair.labels else None
-            events_done = event_ is None and self._read_to_end(self.config.topic, partition)
-            if label is not None and (
-                label.problem is not None or (event_.time >= label.time if event_ is not None else events_done)
-            ):
+            if label is not None and self._label_first(partition, event_, label):
                 self._label(partition, pair, pair.labels.popleft())
             elif event_ is not None and (
                 event_.problem is not None
@@ -257,6 +253,15 @@ class LabelJoiner:
             taken += 1
         return taken
 
+    def _label_first(self, partition: int, event_: Fetched | None, label: Fetched) -> bool:
+        """Whether the label waiting goes before the event waiting (or, none waiting, before
+        any event still to be read)."""
+        if label.problem is not None:
+            return True
+        if event_ is not None:
+            return label.time <= event_.time
+        return self._read_to_end(self.config.topic, partition)
+
     def _read_to_end(self, topic: str, partition: int) -> bool:
         """Whether the consumer has read every record the partition holds (as far as the
         last fetch knows)."""
@@ -265,13 +270,9 @@ class LabelJoiner:
         return end is not None and self.consumer.position(tp) >= end
 
     def _event(self, partition: int, pair: PartitionJoin, fetched: Fetched) -> None:
-        record = fetched.record
-        self.counters["consumed"] += 1
-        self.positions[partition] = record.offset + 1
-        if fetched.problem is not None:
-            self._dead_letter(record, f"events: {fetched.problem}")
+        if not self._arrive(partition, pair, fetched, self.positions, "events"):
             return
-        self._expire(partition, pair, fetched.time)
+        record = fetched.record
         try:
             key = join_key(self.config.join_key, fetched.value)
             x = self.features.unlabelled(fetched.value)
@@ -285,13 +286,9 @@ class LabelJoiner:
             self._learn(partition, joined, record)
 
     def _label(self, partition: int, pair: PartitionJoin, fetched: Fetched) -> None:
-        record = fetched.record
-        self.counters["consumed"] += 1
-        self.label_positions[partition] = record.offset + 1
-        if fetched.problem is not None:
-            self._dead_letter(record, f"labels: {fetched.problem}")
+        if not self._arrive(partition, pair, fetched, self.label_positions, "labels"):
             return
-        self._expire(partition, pair, fetched.time)
+        record = fetched.record
         try:
             key = join_key(self.config.join_key, fetched.value)
             y = parse_label(self.features.target, fetched.value.get(self.features.target))
@@ -302,6 +299,19 @@ class LabelJoiner:
             return
         if joined is not None:
             self._learn(partition, joined, record)
+
+    def _arrive(
+        self, partition: int, pair: PartitionJoin, fetched: Fetched, positions: dict[int, int], side: str
+    ) -> bool:
+        """Count a record taken and move its topic's position past it; dead-letter it if it
+        could not be read (False), else let time pass to its moment (True)."""
+        self.counters["consumed"] += 1
+        positions[partition] = fetched.record.offset + 1
+        if fetched.problem is not None:
+            self._dead_letter(fetched.record, f"{side}: {fetched.problem}")
+            return False
+        self._expire(partition, pair, fetched.time)
+        return True
 
     def _expire(self, partition: int, pair: PartitionJoin, now: float) -> None:
         negatives, unmatched = pair.join.advance(now)

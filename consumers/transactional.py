@@ -143,6 +143,8 @@ class TransactionalCheckpointer:
             change = self.sync.take()
             if change is not None:
                 self.feed.publish(producer, change)
+            if self.join is not None:
+                counters["join"] = self.join.tally.to_state()
             progress = {"group": config.group_id, "topic": config.topic, "counters": counters,
                         "metrics": metrics.to_state(), "features": features}  # fmt: skip
             size = self.store.write(producer, self.version + 1, model, self.sync.clock, self.feed.position(), progress)
